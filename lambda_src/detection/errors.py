@@ -1,0 +1,49 @@
+"""Errors that carry an HTTP status, so every layer can fail with a clear message and the right code."""
+
+from __future__ import annotations
+
+
+class DetectionError(Exception):
+    """Base error: ``status`` is the HTTP status to return, ``code`` a stable machine-readable name."""
+
+    status = 500
+    code = "InternalError"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class BadRequest(DetectionError):
+    status = 400
+    code = "BadRequest"
+
+
+class Forbidden(DetectionError):
+    status = 403
+    code = "Forbidden"
+
+
+class NotFound(DetectionError):
+    status = 404
+    code = "NotFound"
+
+
+class PayloadTooLarge(DetectionError):
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class UnsupportedMediaType(DetectionError):
+    status = 415
+    code = "UnsupportedMediaType"
+
+
+class BundleError(DetectionError):
+    """The model bundle (manifest, class map, model file) is missing or invalid: our fault, not the caller's."""
+
+    status = 500
+    code = "BundleError"
