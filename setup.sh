@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent environment setup: .venv (project, tests, export, train, bench) and .venv-taskcat.
+# Idempotent environment setup: .venv (project, tests, export, train, bench), .venv-taskcat and .venv-checkov.
 # Needs only Python 3.11+ and access to PyPI. Re-running it is cheap: an up-to-date venv is left alone.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -39,4 +39,5 @@ link_project() {  # make `import detection`, `import export`, ... work from anyw
 install_venv .venv requirements/dev.txt
 link_project
 install_venv .venv-taskcat requirements/taskcat.txt
-echo "setup.sh: done (.venv and .venv-taskcat ready)"
+install_venv .venv-checkov requirements/checkov.txt
+echo "setup.sh: done (.venv, .venv-taskcat and .venv-checkov ready)"
