@@ -1,0 +1,127 @@
+"""One detector: bundle + ONNX Runtime session, and the whole path image bytes -> response body.
+
+Everything that serves a bundle goes through ``Detector``: the Lambda handler, the SageMaker entry point,
+export's bring-your-own check, evaluation and the benchmarks.
+
+Example:
+    >>> # detector = Detector.from_uri("s3://models/dfine-s/")       # or a local bundle directory
+    >>> # body = detector.detect_bytes(open("photo.jpg", "rb").read(), threshold=0.4)
+    >>> # body["detections"][0] -> {"label": "person", "class_id": 1, "score": 0.93, "box": [...]}
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from typing import Collection
+
+import numpy as np
+
+from . import session as ort_session
+from .annotate import draw_detections
+from .bundle import Bundle, fetch_bundle
+from .errors import BadRequest
+from .image import DEFAULT_MAX_PIXELS, decode_image, encode_jpeg
+from .postprocess import Detection, postprocess
+from .preprocess import preprocess
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000.0, 2)
+
+
+class Detector:
+    """A loaded bundle. ``draft`` lets the JPEG decoder reduce big photos to what the model needs."""
+
+    def __init__(self, bundle: Bundle, *, threads: int | None = None, draft: bool = True,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, providers: list[str] | None = None):
+        self.bundle = bundle
+        self.manifest = bundle.manifest
+        self.class_map = bundle.class_map
+        self.session = ort_session.create_session(bundle.model_path, threads=threads, providers=providers)
+        self.draft = draft
+        self.max_pixels = max_pixels
+        self._class_names = set(self.class_map.values())
+
+    @classmethod
+    def from_uri(cls, uri: str | os.PathLike, *, cache_dir: str | os.PathLike = "/tmp/model-bundles",
+                 **kwargs) -> "Detector":
+        return cls(fetch_bundle(str(uri), cache_dir=cache_dir), **kwargs)
+
+    @property
+    def model_info(self) -> dict:
+        m = self.manifest
+        return {
+            "name": m.name,
+            "sha256": m.model_sha256,
+            "architecture": m.provenance.get("architecture"),
+            "input_size": [m.input.height, m.input.width],
+            "output_format": m.output.format,
+        }
+
+    def check_classes(self, classes: Collection[str] | None) -> None:
+        if classes is None:
+            return
+        unknown = sorted(set(classes) - self._class_names)
+        if unknown:
+            known = ", ".join(sorted(self._class_names)[:40])
+            raise BadRequest(f"unknown class name(s) {', '.join(unknown)}; this model knows: {known}")
+
+    def _draft_size(self) -> tuple[int, int] | None:
+        if not self.draft:
+            return None
+        spec = self.manifest.input
+        return (spec.width, spec.height)
+
+    def detect_array(
+        self,
+        array: np.ndarray,
+        *,
+        original_size: tuple[int, int] | None = None,
+        threshold: float | None = None,
+        classes: Collection[str] | None = None,
+        max_detections: int | None = None,
+    ) -> tuple[list[Detection], dict[str, float]]:
+        """RGB uint8 (H, W, 3) -> detections in ``original_size`` pixels, and the step timings in ms."""
+        self.check_classes(classes)
+        t0 = time.perf_counter()
+        tensor, geometry = preprocess(array, spec=self.manifest.preprocessing, input_spec=self.manifest.input,
+                                      original_size=original_size)
+        t1 = time.perf_counter()
+        outputs = ort_session.run(self.session, self.manifest, tensor)
+        t2 = time.perf_counter()
+        detections = postprocess(outputs, manifest=self.manifest, geometry=geometry, class_map=self.class_map,
+                                 score_threshold=threshold, classes=classes, max_detections=max_detections)
+        t3 = time.perf_counter()
+        return detections, {"preprocess": _ms(t0, t1), "inference": _ms(t1, t2), "postprocess": _ms(t2, t3)}
+
+    def detect_bytes(
+        self,
+        data: bytes,
+        *,
+        threshold: float | None = None,
+        classes: Collection[str] | None = None,
+        max_detections: int | None = None,
+        annotate: bool = False,
+    ) -> dict:
+        """Image bytes -> the response body (see README: detections, image, model, timings_ms)."""
+        self.check_classes(classes)
+        start = time.perf_counter()
+        decoded = decode_image(data, max_pixels=self.max_pixels, draft_size=self._draft_size(),
+                               keep_aspect=self.manifest.preprocessing.resize == "letterbox")
+        decoded_at = time.perf_counter()
+        original = (decoded.original_width, decoded.original_height)
+        detections, timings = self.detect_array(decoded.array, original_size=original, threshold=threshold,
+                                                classes=classes, max_detections=max_detections)
+        body = {
+            "detections": [d.to_dict() for d in detections],
+            "image": {"width": original[0], "height": original[1]},
+            "model": self.model_info,
+        }
+        if annotate:
+            drawn = draw_detections(decoded.array, detections, original_size=original)
+            body["annotated_image"] = base64.b64encode(encode_jpeg(drawn)).decode("ascii")
+        end = time.perf_counter()
+        body["timings_ms"] = {"decode": _ms(start, decoded_at), **timings, "total": _ms(start, end)}
+        return body
