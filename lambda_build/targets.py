@@ -1,0 +1,63 @@
+"""Build targets: which wheels to install for which Lambda architecture.
+
+Example:
+    >>> resolve_target(arch="arm64", python="3.12").platform
+    'manylinux_2_28_aarch64'
+    >>> resolve_target(arch="x86_64", python="3.12").cache_key
+    'cp312-manylinux_2_28_x86_64'
+"""
+
+from __future__ import annotations
+
+import sys
+import sysconfig
+from dataclasses import dataclass
+
+ARCHES = ("x86_64", "arm64", "local")
+LAMBDA_PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "arm64": "manylinux_2_28_aarch64"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to install: ``platform is None`` means "wheels for the interpreter running the build"."""
+
+    arch: str
+    python: str  # "3.12"
+    platform: str | None
+
+    @property
+    def is_local(self) -> bool:
+        return self.platform is None
+
+    @property
+    def cache_key(self) -> str:
+        """Folder name for this target's wheel cache."""
+        platform = self.platform or sysconfig.get_platform().replace("-", "_").replace(".", "_")
+        return f"cp{self.python.replace('.', '')}-{platform}"
+
+    def pip_target_args(self) -> list[str]:
+        """pip arguments selecting the target's wheels (none for the local interpreter)."""
+        if self.is_local:
+            return ["--only-binary=:all:"]
+        return [
+            "--platform", self.platform,
+            "--python-version", self.python,
+            "--implementation", "cp",
+            "--only-binary=:all:",
+        ]
+
+
+def local_python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def resolve_target(*, arch: str, python: str = "3.12") -> Target:
+    """Map ``--arch``/``--python`` to a :class:`Target`; ``local`` ignores ``python`` (it is this interpreter's)."""
+    if arch not in ARCHES:
+        raise ValueError(f"unknown --arch {arch!r}: choose one of {', '.join(ARCHES)}")
+    if arch == "local":
+        return Target(arch="local", python=local_python(), platform=None)
+    parts = python.split(".")
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        raise ValueError(f"bad --python {python!r}: expected MAJOR.MINOR such as 3.12")
+    return Target(arch=arch, python=python, platform=LAMBDA_PLATFORMS[arch])
