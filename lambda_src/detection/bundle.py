@@ -330,6 +330,8 @@ def parse_class_map(data: Any) -> dict[int, str]:
             if key in data and len(data) == 1:
                 return parse_class_map(data[key])
     if isinstance(data, list):
+        if not data:
+            raise BundleError("invalid class map: expected a non-empty object (id -> name or name -> id) or a list")
         if not all(isinstance(n, str) for n in data):
             raise BundleError("invalid class map: a list class map must hold class names (strings)")
         return dict(enumerate(data))
