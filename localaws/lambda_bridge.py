@@ -1,0 +1,128 @@
+"""Run functions deployed on the local moto for real: code from the zip in local S3, handler and environment
+from the function configuration, executed by ``localaws.lambda_runtime.LocalFunction`` (awslambdaric + a local
+Runtime API, warm workers). Used by the patched Lambda Invoke API and by the API Gateway data plane.
+
+What the function sees, as on AWS: its configured environment plus ``AWS_REGION``, ``AWS_LAMBDA_FUNCTION_*``
+and credentials; here also ``AWS_ENDPOINT_URL`` so its boto3 reads the model bundle from the local S3.
+
+Example:
+    >>> runtime_env(function_name="f", memory_mb=512, region="us-east-1", endpoint="http://127.0.0.1:1",
+    ...             configured={"MODEL_URI": "s3://b/m/"})["AWS_ENDPOINT_URL"]
+    'http://127.0.0.1:1'
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+_pool: dict[tuple, Any] = {}
+_pool_lock = threading.Lock()
+
+LOG_RESULT_BYTES = 4096  # Lambda returns the last 4 KB of the log with LogType=Tail
+
+
+def runtime_env(*, function_name: str, memory_mb: int, region: str, endpoint: str,
+                configured: dict[str, str]) -> dict[str, str]:
+    """The environment a function process gets (configured variables win, except the reserved AWS ones)."""
+    reserved = {
+        "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+        "AWS_LAMBDA_FUNCTION_NAME": function_name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+    return {**{key: str(value) for key, value in configured.items()}, **reserved}
+
+
+def _code_dir() -> Path:
+    home = Path(os.environ.get("LOCALAWS_HOME", Path(__file__).resolve().parent.parent / ".cache" / "localaws"))
+    path = home / "functions"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _package_for(fn: Any) -> Path:
+    """The function's zip as a file (content-addressed, so a code update gives a new package)."""
+    code = fn.code_bytes or b""
+    if not code:
+        raise RuntimeError(f"function {fn.function_name} has no code")
+    digest = hashlib.sha256(code).hexdigest()[:16]
+    path = _code_dir() / f"{fn.function_name}-{digest}.zip"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(code)
+        tmp.replace(path)
+    return path
+
+
+def local_function_for(fn: Any) -> Any:
+    """A warm ``LocalFunction`` for moto's function object (one per code + configuration)."""
+    from .lambda_runtime import LocalFunction
+
+    package = _package_for(fn)
+    endpoint = os.environ.get("LOCALAWS_ENDPOINT", f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}")
+    env = runtime_env(function_name=fn.function_name, memory_mb=int(fn.memory_size), region=fn.region,
+                      endpoint=endpoint, configured=dict(fn.environment_vars or {}))
+    key = (fn.function_arn, str(package), fn.handler, int(fn.timeout), json.dumps(env, sort_keys=True))
+    with _pool_lock:
+        stale = [old for old in _pool if old[0] == fn.function_arn and old != key]
+        for old in stale:
+            _close(_pool.pop(old))
+        if key not in _pool:
+            _pool[key] = LocalFunction(package=package, handler=fn.handler, env=env, timeout_s=int(fn.timeout))
+        return _pool[key]
+
+
+def _close(local_function: Any) -> None:
+    for name in ("close", "shutdown", "stop"):
+        method = getattr(local_function, name, None)
+        if callable(method):
+            method()
+            return
+
+
+def shutdown_pool() -> None:
+    with _pool_lock:
+        while _pool:
+            _close(_pool.popitem()[1])
+
+
+def payload_bytes(payload: Any) -> bytes:
+    if payload is None:
+        return b"null"
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    return json.dumps(payload).encode("utf-8")
+
+
+def invoke(fn: Any, payload: bytes) -> Any:
+    """Invoke moto's function object synchronously; returns the runtime's ``InvokeResult``."""
+    event = json.loads(payload or b"{}")
+    return local_function_for(fn).invoke(event)
+
+
+def invoke_moto_function(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
+    """Replacement for moto's ``LambdaFunction.invoke`` (same signature, patched in by ``localaws.patches``)."""
+    raw = body.encode("utf-8") if isinstance(body, str) else (body or b"{}")
+    invocation_type = request_headers.get("x-amz-invocation-type", "RequestResponse")
+    response_headers["x-amz-executed-version"] = "$LATEST"
+    if invocation_type == "DryRun":
+        return b""
+    if invocation_type == "Event":
+        threading.Thread(target=invoke, args=(self, raw), name=f"event-{self.function_name}", daemon=True).start()
+        return b""
+    result = invoke(self, raw)
+    if result.function_error:
+        response_headers["x-amz-function-error"] = result.function_error
+    tail = (result.log_tail or "").encode("utf-8")[-LOG_RESULT_BYTES:]
+    response_headers["x-amz-log-result"] = base64.b64encode(tail).decode("ascii")
+    return payload_bytes(result.payload)
