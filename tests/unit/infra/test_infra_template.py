@@ -342,3 +342,15 @@ def test_evaluator_refuses_references_to_inactive_resources(root_stack):
 def test_evaluator_checks_parameters(given, error):
     with pytest.raises(KeyError, match=error):
         StackView(load_template(NESTED_TEMPLATES["gpu"]), given)
+
+
+# --- portability to the local AWS emulation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [REPO_ROOT / "template.yaml", *NESTED_TEMPLATES.values()], ids=lambda p: p.name)
+def test_no_short_forms_the_local_emulation_misreads(path):
+    # moto's YAML loader turns "!Condition X" into {"Fn::Condition": X} and splits "!GetAtt A.Outputs.B" on
+    # every dot, so those two short forms would deploy differently locally than on AWS.
+    text = path.read_text()
+    assert "!Condition" not in text
+    assert not re.search(r"!GetAtt\s+\w+\.Outputs\.", text)
