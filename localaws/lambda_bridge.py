@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-_pool: dict[tuple, Any] = {}
+_pool: Any = None
 _pool_lock = threading.Lock()
 
 LOG_RESULT_BYTES = 4096  # Lambda returns the last 4 KB of the log with LogType=Tail
@@ -62,36 +62,41 @@ def _package_for(fn: Any) -> Path:
     return path
 
 
-def local_function_for(fn: Any) -> Any:
-    """A warm ``LocalFunction`` for moto's function object (one per code + configuration)."""
+def _function_pool() -> Any:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            from .lambda_runtime import FunctionPool
+
+            _pool = FunctionPool()
+        return _pool
+
+
+def shutdown_pool() -> None:
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.close()
+
+
+def _invoke_local(fn: Any, payload: bytes) -> Any:
+    """Invoke on a warm ``LocalFunction`` for this function's current code and configuration."""
     from .lambda_runtime import LocalFunction
 
     package = _package_for(fn)
     endpoint = os.environ.get("LOCALAWS_ENDPOINT", f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}")
     env = runtime_env(function_name=fn.function_name, memory_mb=int(fn.memory_size), region=fn.region,
                       endpoint=endpoint, configured=dict(fn.environment_vars or {}))
-    key = (fn.function_arn, str(package), fn.handler, int(fn.timeout), json.dumps(env, sort_keys=True))
-    with _pool_lock:
-        stale = [old for old in _pool if old[0] == fn.function_arn and old != key]
-        for old in stale:
-            _close(_pool.pop(old))
-        if key not in _pool:
-            _pool[key] = LocalFunction(package=package, handler=fn.handler, env=env, timeout_s=int(fn.timeout))
-        return _pool[key]
+    key = (fn.function_name, str(package), fn.handler, int(fn.timeout), json.dumps(env, sort_keys=True))
+    log_path = _code_dir().parent / "logs" / f"{fn.function_name}.log"
 
+    def factory() -> Any:
+        return LocalFunction(package, handler=fn.handler, env=env, timeout_s=int(fn.timeout),
+                             memory_mb=int(fn.memory_size), function_name=fn.function_name,
+                             function_arn=fn.function_arn, region=fn.region, log_path=log_path)
 
-def _close(local_function: Any) -> None:
-    for name in ("close", "shutdown", "stop"):
-        method = getattr(local_function, name, None)
-        if callable(method):
-            method()
-            return
-
-
-def shutdown_pool() -> None:
-    with _pool_lock:
-        while _pool:
-            _close(_pool.popitem()[1])
+    return _function_pool().invoke(key, factory, payload)
 
 
 def payload_bytes(payload: Any) -> bytes:
@@ -106,8 +111,7 @@ def payload_bytes(payload: Any) -> bytes:
 
 def invoke(fn: Any, payload: bytes) -> Any:
     """Invoke moto's function object synchronously; returns the runtime's ``InvokeResult``."""
-    event = json.loads(payload or b"{}")
-    return local_function_for(fn).invoke(event)
+    return _invoke_local(fn, payload or b"{}")
 
 
 def invoke_moto_function(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
@@ -121,6 +125,12 @@ def invoke_moto_function(self: Any, body: Any, request_headers: Any, response_he
         threading.Thread(target=invoke, args=(self, raw), name=f"event-{self.function_name}", daemon=True).start()
         return b""
     result = invoke(self, raw)
+    if result.status_code == 413:
+        from moto.core.exceptions import JsonRESTError
+
+        too_large = JsonRESTError("RequestEntityTooLargeException", json.loads(result.payload)["message"])
+        too_large.code = 413
+        raise too_large
     if result.function_error:
         response_headers["x-amz-function-error"] = result.function_error
     tail = (result.log_tail or "").encode("utf-8")[-LOG_RESULT_BYTES:]

@@ -231,16 +231,24 @@ def handler(event, context):
 """
 
 
+def _role(session: Any) -> str:
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    return session.client("iam").create_role(RoleName=_name("fn"), AssumeRolePolicyDocument=json.dumps(trust))[
+        "Role"]["Arn"]
+
+
 def lambda_invoke(session: Any, endpoint: str) -> tuple[bool, str]:
+    role_arn = _role(session)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", HANDLER_SOURCE)
     name = _name("adder")
     client = session.client("lambda")
+    client.create_function(FunctionName=name, Runtime="python3.12", Role=role_arn, Handler="app.handler",
+                           Code={"ZipFile": buffer.getvalue()}, Timeout=30,
+                           Environment={"Variables": {"GREETING": "hi"}})
     try:
-        client.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE_ARN, Handler="app.handler",
-                               Code={"ZipFile": buffer.getvalue()}, Timeout=30,
-                               Environment={"Variables": {"GREETING": "hi"}})
         reply = client.invoke(FunctionName=name, Payload=json.dumps({"a": 2, "b": 40}))
     except Exception as error:  # noqa: BLE001 - any API failure is a failed check
         return False, f"invoke failed: {error}"
