@@ -456,14 +456,19 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _s3_get(client, bucket: str, key: str) -> bytes | None:
+def _s3_get(client, bucket: str, key: str, *, denied_means_missing: bool = False) -> bytes | None:
+    """The object's bytes, or None if it does not exist.
+
+    Without s3:ListBucket (the function's role has only GetObject on the prefix) S3 answers a missing key
+    with AccessDenied; ``denied_means_missing`` treats that as absent when probing for optional files.
+    """
     from botocore.exceptions import ClientError
 
     try:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("NoSuchKey", "404", "NotFound"):
+        if code in ("NoSuchKey", "404", "NotFound") or (denied_means_missing and code in ("AccessDenied", "403")):
             return None
         raise BundleError(f"cannot read s3://{bucket}/{key}: {code or exc}") from None
 
@@ -485,7 +490,7 @@ def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = "/tmp/model-bundles
     bucket, prefix = split_s3_uri(uri)
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    raw = _s3_get(s3_client, bucket, prefix + MANIFEST_FILE)
+    raw = _s3_get(s3_client, bucket, prefix + MANIFEST_FILE, denied_means_missing=True)
     if raw is None:
         pointer = _s3_get(s3_client, bucket, prefix + LATEST_POINTER_FILE)
         if pointer is None:
