@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -152,7 +153,18 @@ def build_package(
     force: bool = False,
     log: Callable[[str], None] = lambda message: None,
 ) -> BuildResult:
-    """Build ``out_dir/lambda-<arch>.zip`` and its unpacked twin ``out_dir/lambda-<arch>/``."""
+    """Build ``out_dir/lambda-<arch>.zip`` and its unpacked twin ``out_dir/lambda-<arch>/``.
+
+    Concurrent builds of the same ``out_dir``/``arch`` wait for each other (file lock), then reuse the result.
+    """
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(out_dir) / f".lambda-{arch}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(arch=arch, python=python, out_dir=out_dir, source_dir=source_dir,
+                             requirements=requirements, wheel_cache=wheel_cache, force=force, log=log)
+
+
+def _build_locked(*, arch, python, out_dir, source_dir, requirements, wheel_cache, force, log) -> BuildResult:
     started = time.monotonic()
     target = resolve_target(arch=arch, python=python)
     out_dir, source_dir, requirements = Path(out_dir), Path(source_dir), Path(requirements)

@@ -71,6 +71,16 @@ def response_too_large_error(size: int) -> bytes:
     })
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # a runtime killed mid-request is expected, not an error
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class RuntimeApiServer:
     """Serves one execution environment's Runtime API on 127.0.0.1 (a free port) from a background thread."""
 
@@ -82,8 +92,7 @@ class RuntimeApiServer:
         self._by_id: dict[str, Invocation] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
+        self._httpd = _QuietHTTPServer((host, port), self._handler_class())
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="lambda-runtime-api", daemon=True)
         self._thread.start()
 
