@@ -1,0 +1,381 @@
+"""``./deploy.sh`` (python -m deployer): build, upload, lint, deploy via change sets, smoke-test, or tear down.
+
+Targets: ``--local`` = the embedded local AWS (localaws: moto + local Lambda runtime + API Gateway front);
+``--region``/``--profile`` or AWS credentials in the environment = real AWS; neither = local, said loudly.
+
+Environment variables:
+  AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID ...   real-AWS target and credentials
+  DEPLOY_STACK_NAME     default for --stack-name (serverless-detection)
+  DEPLOY_BUCKET         default for --bucket
+  MODEL_BUNDLE          default for --bundle (a bundle folder or s3:// prefix)
+  LOCALAWS_HOME         where the local AWS keeps its state and logs (.cache/localaws)
+
+Example:
+    >>> parse_args(["--local", "--parameter", "MemorySize=3008"]).parameter
+    ['MemorySize=3008']
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .stack import DeployError, delete, deploy
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = REPO_ROOT / "template.yaml"
+INFRA_TEMPLATES = sorted((REPO_ROOT / "infra").glob("*.yaml"))
+KEY_PREFIX = "serverless-detection"
+DEFAULT_STACK = "serverless-detection"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="./deploy.sh", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Deploy the object-detection API (template.yaml) and send it one image.",
+        epilog=__doc__.split("\n\n", 1)[1].split("\nExample:")[0])
+    target = parser.add_argument_group("target")
+    target.add_argument("--local", action="store_true", help="deploy to the embedded local AWS (no account needed)")
+    target.add_argument("--region", help="real AWS region (implies a real-AWS deploy)")
+    target.add_argument("--profile", help="AWS CLI profile (implies a real-AWS deploy)")
+    parser.add_argument("--stack-name", default=os.environ.get("DEPLOY_STACK_NAME", DEFAULT_STACK),
+                        help="CloudFormation stack name (default: %(default)s)")
+    parser.add_argument("--bundle", default=os.environ.get("MODEL_BUNDLE"),
+                        help="model bundle folder (model.json, model.onnx, class map) or s3:// prefix; default: "
+                             "export one, or offline the demo detector trained by train/ (cached)")
+    parser.add_argument("--bucket", default=os.environ.get("DEPLOY_BUCKET"),
+                        help="S3 bucket for code, model and nested templates (default: "
+                             "serverless-detection-<account>-<region>, created if missing)")
+    parser.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64",
+                        help="Lambda architecture (default: %(default)s); --local runs a zip built for this machine")
+    parser.add_argument("--backend", choices=("lambda", "gpu", "inferentia"), default="lambda",
+                        help="where inference runs (default: %(default)s)")
+    parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra template parameter, repeatable (e.g. MemorySize=3008, AuthMode=IAM)")
+    parser.add_argument("--image", type=Path, help="image for the smoke test (default: a generated demo scene)")
+    parser.add_argument("--no-smoke", action="store_true", help="skip sending an image after deploying")
+    parser.add_argument("--no-lint", action="store_true", help="skip cfn-lint")
+    parser.add_argument("--delete", action="store_true",
+                        help="delete the stack (with --local also stop the local AWS, leaving no process)")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the stack (default 1800)")
+    return parser.parse_args(argv)
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def banner(message: str) -> None:
+    line = "=" * 78
+    print(f"{line}\n{message}\n{line}", flush=True)
+
+
+# --- target ---------------------------------------------------------------------------------------------
+
+def has_aws_credentials(*, profile: str | None) -> bool:
+    import boto3
+    import botocore.exceptions
+
+    try:
+        return boto3.session.Session(profile_name=profile).get_credentials() is not None
+    except botocore.exceptions.ProfileNotFound:
+        return False
+
+
+def choose_target(args: argparse.Namespace) -> str:
+    """'local' or 'aws'; an explicit --region/--profile with --local is a usage error."""
+    if args.local:
+        if args.region or args.profile:
+            raise DeployError("--local cannot be combined with --region/--profile")
+        return "local"
+    if args.region or args.profile:
+        if not has_aws_credentials(profile=args.profile):
+            raise DeployError(f"no AWS credentials found{' for profile ' + args.profile if args.profile else ''}: "
+                              "run `aws configure` (or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or use --local")
+        return "aws"
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        raise DeployError("AWS_ENDPOINT_URL is set: pass --local for the embedded local AWS, or unset it "
+                          "and pass --region for real AWS")
+    return "aws" if has_aws_credentials(profile=None) else "local"
+
+
+class Target:
+    """boto3 clients for the chosen target plus how to reach its HTTP API."""
+
+    def __init__(self, kind: str, *, region: str | None, profile: str | None):
+        import boto3
+
+        self.kind = kind
+        self.local = None
+        if kind == "local":
+            from localaws import lifecycle
+
+            self.local = lifecycle.start()
+            env = self.local.client_env()
+            self.session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                                 aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                                                 region_name=env["AWS_DEFAULT_REGION"])
+            self.endpoint = self.local.endpoint
+        else:
+            self.session = boto3.session.Session(profile_name=profile, region_name=region)
+            if not self.session.region_name:
+                raise DeployError("no AWS region: pass --region (or set AWS_REGION / configure a profile region)")
+            self.endpoint = None
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint)
+
+    @property
+    def region(self) -> str:
+        return self.session.region_name
+
+    def account_id(self) -> str:
+        return self.client("sts").get_caller_identity()["Account"]
+
+    def reachable_api_url(self, api_url: str) -> str:
+        """The URL to call: the ApiUrl itself on AWS, the data plane's path for it on the local AWS."""
+        if self.local is None:
+            return api_url
+        api_id = api_url.split("://", 1)[1].split(".", 1)[0]
+        return self.local.api_url(api_id)
+
+
+# --- artefacts ------------------------------------------------------------------------------------------
+
+def build_zip(*, arch: str) -> Path:
+    from lambda_build.build import build_package
+
+    result = build_package(arch=arch, log=lambda message: say(f"  {message}"))
+    say(f"  {result.summary()}")
+    return Path(result.zip_path)
+
+
+def resolve_bundle(bundle: str | None) -> tuple[str, str]:
+    """(folder or s3 prefix, how it was chosen); offline falls back to the demo detector from train/."""
+    if bundle:
+        if bundle.startswith("s3://"):
+            return bundle.rstrip("/") + "/", "given (--bundle)"
+        path = Path(bundle)
+        if not (path / "model.json").is_file():
+            raise DeployError(f"--bundle {bundle}: no model.json there; export one with `python -m export`")
+        return str(path.resolve()), "given (--bundle)"
+    try:
+        from train.demo import ensure_demo_bundle
+    except ImportError as error:
+        raise DeployError("no --bundle given and the demo detector (train.demo) is not available: "
+                          "export a bundle with `python -m export` and pass --bundle DIR") from error
+    say("  no --bundle given: using the demo detector trained offline by train/ (cached after the first run)")
+    return str(Path(ensure_demo_bundle()).resolve()), "demo detector trained offline by train/"
+
+
+def sha12(path: Path) -> str:
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def ensure_bucket(s3: Any, *, bucket: str, region: str, create: bool) -> None:
+    import botocore.exceptions
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return
+    except botocore.exceptions.ClientError as error:
+        code = error.response["Error"]["Code"]
+        if code not in ("404", "NoSuchBucket", "NotFound"):
+            raise DeployError(f"bucket {bucket}: {code} (is it someone else's? pass --bucket)") from error
+    if not create:
+        raise DeployError(f"bucket {bucket} does not exist: create it or drop --bucket to use the default")
+    say(f"  creating bucket s3://{bucket}")
+    kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=bucket, **kwargs)
+
+
+def upload_file(s3: Any, *, path: Path, bucket: str, key: str) -> None:
+    s3.upload_file(str(path), bucket, key)
+
+
+def upload_bundle(s3: Any, *, bundle_dir: Path, bucket: str, prefix: str) -> str:
+    for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file()):
+        upload_file(s3, path=path, bucket=bucket, key=f"{prefix}{path.relative_to(bundle_dir).as_posix()}")
+    return f"s3://{bucket}/{prefix}"
+
+
+def lint(templates: list[Path]) -> None:
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    command = [str(cfn_lint) if cfn_lint.exists() else "cfn-lint", *map(str, templates)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    if result.returncode not in (0, 4):  # 4 = warnings only
+        raise DeployError(f"cfn-lint found errors (fix the template or pass --no-lint):\n{result.stdout}{result.stderr}")
+    say(f"  cfn-lint: {len(templates)} template(s) clean" + (" (warnings above)" if result.returncode else ""))
+
+
+def parse_parameters(pairs: list[str]) -> dict[str, str]:
+    """``["A=1", "B=x=y"]`` -> ``{"A": "1", "B": "x=y"}``."""
+    parameters = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise DeployError(f"--parameter {pair!r}: use KEY=VALUE")
+        parameters[key] = value
+    return parameters
+
+
+# --- smoke test -----------------------------------------------------------------------------------------
+
+def sample_image() -> bytes:
+    """A demo scene (the same kind of objects the demo detector knows), as JPEG."""
+    import numpy as np
+    from train.demo_data import render_scene
+
+    image, _ = render_scene(np.random.default_rng(7), width=480, height=360, max_objects=4)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def post_image(url: str, image: bytes, *, timeout_s: float = 60) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=image, method="POST", headers={"content-type": "image/jpeg"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as reply:
+            return reply.status, json.loads(reply.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        try:
+            return error.code, json.loads(body)
+        except ValueError:
+            return error.code, {"raw": body.decode(errors="replace")[:500]}
+
+
+def print_detections(body: dict) -> None:
+    detections = body.get("detections", [])
+    model = body.get("model", {})
+    say(f"  model: {model.get('name', '?')}; {len(detections)} detection(s)")
+    for detection in detections:
+        box = ", ".join(f"{v:.0f}" for v in detection.get("box", []))
+        say(f"    {detection.get('label')!s:<14} {detection.get('score', 0):.2f}  [{box}]")
+
+
+# --- main -----------------------------------------------------------------------------------------------
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    kind = choose_target(args)
+    if kind == "local" and not args.local:
+        banner("No AWS target and no AWS credentials found: deploying to the LOCAL AWS emulation\n"
+               "(moto + local Lambda runtime on 127.0.0.1). For real AWS pass --region/--profile or\n"
+               "configure credentials; to silence this, pass --local.")
+    if args.delete:
+        return run_delete(args, kind)
+    say(f"[1/6] target: {'local AWS (offline)' if kind == 'local' else 'AWS'}")
+    target = Target(kind, region=args.region, profile=args.profile)
+    if target.local is not None:
+        say(f"  local AWS: {target.local.endpoint} (HTTP APIs on {target.local.api_endpoint}, "
+            f"log {target.local.log_file})")
+    region = target.region
+    parameters = parse_parameters(args.parameter)
+
+    say("[2/6] building the Lambda package")
+    zip_path = build_zip(arch="local" if kind == "local" else args.arch)
+    bundle, bundle_source = resolve_bundle(args.bundle)
+    say(f"  model bundle: {bundle} ({bundle_source})")
+
+    if not args.no_lint:
+        say("[3/6] linting templates")
+        lint([TEMPLATE, *INFRA_TEMPLATES])
+    else:
+        say("[3/6] lint skipped (--no-lint)")
+
+    say("[4/6] uploading code, model and nested templates")
+    s3 = target.client("s3")
+    bucket = args.bucket or f"{KEY_PREFIX}-{target.account_id()}-{region}"
+    ensure_bucket(s3, bucket=bucket, region=region, create=args.bucket is None)
+    code_key = f"{KEY_PREFIX}/code/{zip_path.stem}-{sha12(zip_path)}.zip"
+    upload_file(s3, path=zip_path, bucket=bucket, key=code_key)
+    say(f"  code:  s3://{bucket}/{code_key}")
+    if bundle.startswith("s3://"):
+        model_uri = bundle
+    else:
+        bundle_dir = Path(bundle)
+        model_uri = upload_bundle(s3, bundle_dir=bundle_dir, bucket=bucket,
+                                  prefix=f"{KEY_PREFIX}/models/{bundle_dir.name}-{sha12(bundle_dir)}/")
+    say(f"  model: {model_uri}")
+    templates_prefix = f"{KEY_PREFIX}/templates/{sha12(REPO_ROOT / 'infra')}/"
+    for path in INFRA_TEMPLATES:
+        upload_file(s3, path=path, bucket=bucket, key=f"{templates_prefix}infra/{path.name}")
+
+    say(f"[5/6] deploying stack {args.stack_name} (change set)")
+    stack_parameters = {"ModelS3Uri": model_uri, "CodeS3Bucket": bucket, "CodeS3Key": code_key,
+                        "Backend": args.backend, "Architecture": args.arch, "TemplatesS3Bucket": bucket,
+                        "TemplatesS3KeyPrefix": templates_prefix, **parameters}
+    result = deploy(target.client("cloudformation"), stack_name=args.stack_name,
+                    template_body=TEMPLATE.read_text(), parameters=stack_parameters, say=say,
+                    timeout_s=args.timeout, poll_s=1 if kind == "local" else 5)
+    api_url = result.outputs.get("ApiUrl")
+    if not api_url:
+        raise DeployError(f"stack {args.stack_name} has no ApiUrl output (outputs: {result.outputs})")
+    url = target.reachable_api_url(api_url)
+    say(f"  ApiUrl: {url}" + (f"   (on AWS this would be {api_url})" if target.local else ""))
+    say(f"  FunctionName: {result.outputs.get('FunctionName')}")
+
+    if args.no_smoke:
+        say("[6/6] smoke test skipped (--no-smoke)")
+    else:
+        say(f"[6/6] POST {url}/detect")
+        image = args.image.read_bytes() if args.image else sample_image()
+        status, body = post_image(f"{url}/detect", image)
+        if status != 200:
+            raise DeployError(f"POST {url}/detect answered {status}: {json.dumps(body)[:500]}")
+        print_detections(body)
+    say(f"done in {time.monotonic() - started:.0f} s. Try:\n"
+        f"  curl -s -X POST --data-binary @photo.jpg -H 'content-type: image/jpeg' {url}/detect")
+    if target.local is not None:
+        say(f"  (the local AWS keeps running; stop it with ./deploy.sh --local --delete)\n"
+            f"  eval \"$(.venv/bin/python -m localaws env)\"   # then boto3 / aws CLI talk to it")
+    return 0
+
+
+def run_delete(args: argparse.Namespace, kind: str) -> int:
+    if kind == "local":
+        from localaws import lifecycle
+
+        info = lifecycle.status()
+        if info is None:
+            say("local AWS is not running: nothing to delete")
+            return 0
+        target = Target("local", region=None, profile=None)
+        deleted = delete(target.client("cloudformation"), stack_name=args.stack_name, say=say, poll_s=0.5)
+        say(f"stack {args.stack_name} {'deleted' if deleted else 'did not exist'}")
+        lifecycle.stop(info=info)
+        say("local AWS stopped (no process left)")
+        return 0
+    target = Target(kind, region=args.region, profile=args.profile)
+    deleted = delete(target.client("cloudformation"), stack_name=args.stack_name, say=say)
+    say(f"stack {args.stack_name} {'deleted' if deleted else 'did not exist'}; "
+        f"the artefact bucket is kept (empty and delete it yourself if you want)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(args)
+    except DeployError as error:
+        print(f"deploy.sh: error: {error}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("deploy.sh: interrupted", file=sys.stderr)
+        return 130
