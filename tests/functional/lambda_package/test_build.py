@@ -1,0 +1,81 @@
+"""``python -m lambda_build``: the local package and the python3.12 x86_64/arm64 packages fit the budget, are
+pruned, reproducible, and rebuilt only when their inputs change."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lambda_build import BUDGET_UNZIPPED_BYTES, BUDGET_ZIPPED_BYTES, build_package
+from tests.functional.lambda_package.conftest import REPO_ROOT, TEST_DIST
+
+ELF_MACHINES = {"x86_64": 0x3E, "arm64": 0xB7}
+NEVER_SHIPPED = ("torch", "onnxruntime/tools", "onnxruntime/transformers", "onnxruntime/quantization",
+                 "numpy/f2py", "numpy/_core/tests", "numpy/_core/include", "google", "pip", "setuptools")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_package(result) -> list[str]:
+    assert result.zipped_bytes <= BUDGET_ZIPPED_BYTES and result.unzipped_bytes <= BUDGET_UNZIPPED_BYTES
+    with zipfile.ZipFile(result.zip_path) as archive:
+        infos = archive.infolist()
+    names = [info.filename for info in infos]
+    assert names == sorted(names) and {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {"handler.py", "detection/__init__.py", "detection/pipeline.py", "onnxruntime/__init__.py"} <= set(names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyi", ".h"))]
+    assert not [n for n in names if n.startswith(NEVER_SHIPPED)] and not [n for n in names if "/tests/" in n]
+    assert sum(info.file_size for info in infos) == result.unzipped_bytes
+    return names
+
+
+def test_local_package_fits_the_budget_and_is_pruned(local_package):
+    check_package(local_package)
+    print(f"\n{local_package.summary()}")
+
+
+def test_unchanged_inputs_reuse_the_build_and_a_forced_rebuild_is_byte_identical(local_package, tmp_path):
+    again = build_package(arch="local", out_dir=TEST_DIST)
+    assert again.wheels_from == "previous build" and again.zip_path == local_package.zip_path
+    rebuilt = build_package(arch="local", out_dir=tmp_path, force=True)
+    assert rebuilt.wheels_from == "cache"  # offline: wheels come from .cache/lambda_build/wheels
+    assert sha256(rebuilt.zip_path) == sha256(local_package.zip_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_python312_lambda_packages_fit_the_budget(arch):
+    """Downloads manylinux_2_28 wheels once (then cached); nothing is run, the ELF headers show the target."""
+    result = build_package(arch=arch, python="3.12", out_dir=TEST_DIST)
+    names = check_package(result)
+    print(f"\n{result.summary()}")
+    native = [n for n in names if n.startswith("onnxruntime/capi/onnxruntime_pybind11_state")]
+    assert native == [f"onnxruntime/capi/onnxruntime_pybind11_state.cpython-312-{'x86_64' if arch == 'x86_64' else 'aarch64'}-linux-gnu.so"]
+    with zipfile.ZipFile(result.zip_path) as archive:
+        header = archive.open(native[0]).read(20)
+    assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == ELF_MACHINES[arch]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--arch", "sparc"], "invalid choice: 'sparc'"),
+    (["--arch", "arm64", "--python", "three"], "bad --python 'three'"),
+])
+def test_cli_rejects_bad_targets_with_one_line(args, message):
+    proc = subprocess.run([sys.executable, "-m", "lambda_build", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0 and message in proc.stderr
+
+
+def test_missing_handler_is_a_clear_build_error(tmp_path):
+    from lambda_build.build import BuildError
+
+    (tmp_path / "src").mkdir()
+    with pytest.raises(BuildError, match="lacks handler.py, detection/__init__.py"):
+        build_package(arch="local", source_dir=tmp_path / "src", out_dir=tmp_path / "dist")
