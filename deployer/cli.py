@@ -354,7 +354,9 @@ def run_delete(args: argparse.Namespace, kind: str) -> int:
 
         info = lifecycle.status()
         if info is None:
-            say("local AWS is not running: nothing to delete")
+            stopped = lifecycle.stop()  # a state file whose server no longer answers: end its processes anyway
+            say("local AWS was not answering; its processes are stopped" if stopped
+                else "local AWS is not running: nothing to delete")
             return 0
         target = Target("local", region=None, profile=None)
         deleted = delete(target.client("cloudformation"), stack_name=args.stack_name, say=say, poll_s=0.5)

@@ -81,9 +81,10 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def responds(port: int, *, timeout: float = 1.0) -> bool:
+def responds(port: int, *, timeout: float = 5.0) -> bool:
+    """Whether the server answers a cheap request (S3 ListBuckets; /moto-api/data.json dumps every model)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/data.json", timeout=timeout) as reply:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as reply:
             return reply.status == 200
     except (urllib.error.URLError, OSError):
         return False
