@@ -47,6 +47,13 @@ def load_detector() -> Detector:
         uri = os.environ.get("MODEL_URI", "").strip()
         if not uri:
             raise RuntimeError("MODEL_URI is not set: point it at s3://bucket/prefix/ or a bundle directory")
+        endpoint = os.environ.get("ENDPOINT_NAME", "").strip()
+        if endpoint:  # Backend=gpu|inferentia: same interface and response, the model runs on the endpoint
+            from detection.remote import RemoteDetector
+
+            _detector = RemoteDetector.from_uri(uri, endpoint_name=endpoint, draft=os.environ.get("JPEG_DRAFT", "1") != "0",
+                                                max_pixels=int(os.environ.get("MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS)))
+            return _detector
         threads = int(os.environ["ORT_THREADS"]) if os.environ.get("ORT_THREADS") else None
         _detector = Detector.from_uri(
             uri,
