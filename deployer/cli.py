@@ -8,6 +8,7 @@ Environment variables:
   DEPLOY_STACK_NAME     default for --stack-name (serverless-detection)
   DEPLOY_BUCKET         default for --bucket
   MODEL_BUNDLE          default for --bundle (a bundle folder or s3:// prefix)
+  DEPLOY_EXPORT_ARCH    architecture exported when no bundle is given (retinanet_resnet50_fpn_v2)
   LOCALAWS_HOME         where the local AWS keeps its state and logs (.cache/localaws)
 
 Example:
@@ -169,13 +170,38 @@ def resolve_bundle(bundle: str | None) -> tuple[str, str]:
         if not (path / "model.json").is_file():
             raise DeployError(f"--bundle {bundle}: no model.json there; export one with `python -m export`")
         return str(path.resolve()), "given (--bundle)"
+    exported = REPO_ROOT / ".cache" / "deploy" / "exported-bundle"
+    if (exported / "model.json").is_file():
+        return str(exported), "exported earlier by deploy.sh (delete .cache/deploy to re-export)"
+    arch = os.environ.get("DEPLOY_EXPORT_ARCH", "retinanet_resnet50_fpn_v2")
+    if weights_reachable():
+        say(f"  no --bundle given: exporting {arch} with its published COCO weights")
+        try:
+            from export.api import export_bundle
+
+            export_bundle(arch, "default", out_dir=exported, progress=lambda m: say(f"    {m}"))
+            return str(exported), f"{arch}, published COCO weights, exported by deploy.sh"
+        except Exception as error:  # noqa: BLE001 - any export failure falls back to the offline demo model
+            say(f"  export of {arch} failed ({error}); falling back to the offline demo detector")
     try:
         from train.demo import ensure_demo_bundle
     except ImportError as error:
-        raise DeployError("no --bundle given and the demo detector (train.demo) is not available: "
-                          "export a bundle with `python -m export` and pass --bundle DIR") from error
-    say("  no --bundle given: using the demo detector trained offline by train/ (cached after the first run)")
-    return str(Path(ensure_demo_bundle()).resolve()), "demo detector trained offline by train/"
+        raise DeployError("no --bundle given, pretrained weights unreachable and the demo detector (train.demo) "
+                          "is not available: export a bundle with `python -m export` and pass --bundle DIR") from error
+    say("  no --bundle given and no pretrained weights reachable: using the demo detector trained offline by "
+        "train/ (cached after the first run)")
+    return str(Path(ensure_demo_bundle()).resolve()), "demo detector trained offline by train/ (not a COCO model)"
+
+
+def weights_reachable(*, host: str = "download.pytorch.org", timeout_s: float = 3.0) -> bool:
+    """Whether published weights can be downloaded (a quick TCP check, so offline machines do not hang)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def sha12(path: Path) -> str:
