@@ -1,0 +1,212 @@
+"""The parity gate: PyTorch eager (torch reference preprocessing) vs ONNX Runtime behind the Lambda's own
+NumPy preprocessing and postprocessing (imported from ``lambda_src/detection``, never copied).
+
+For every image both sides decode the same bytes with ``detection.image.decode_image``; the eager side then
+runs ``export.reference`` + the PyTorch module, the ONNX side ``detection.preprocess.preprocess`` +
+``detection.session`` + ``detection.postprocess.postprocess``. Detections are matched per class by IoU;
+the gate fails when a matched pair's score differs by more than ``score`` or its IoU is below ``iou``, or
+when either side has a detection the other lacks (unless its score sits within ``score`` of the threshold,
+where a 1e-5 difference may legitimately flip it: those are counted as ``borderline``).
+
+Random weights and synthetic scenes rarely reach the manifest's score threshold, so each image is compared
+at ``min(manifest threshold, a cut below the ``min_detections``-th PyTorch score)``, placed in the widest
+score gap there: every image contributes detections.
+
+Example:
+    >>> iou((0, 0, 10, 10), (0, 0, 10, 5))
+    0.5
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from detection.bundle import Bundle
+from detection.image import decode_image
+from detection.postprocess import postprocess
+from detection.preprocess import preprocess
+from detection.session import create_session, run
+
+from .errors import ParityError
+from .images import ParityImage
+from .reference import ReferenceDetection, decode_outputs, reference_preprocess, to_original
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    score: float = 1e-4
+    iou: float = 0.99
+    min_detections: int = 10
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def pick_threshold(scores: Sequence[float], *, base: float, min_detections: int) -> float:
+    """``base`` if at least ``min_detections`` scores reach it, else a cut in the widest gap between the
+    ``min_detections``-th and ``2 * min_detections``-th best scores.
+
+    Example:
+        >>> pick_threshold([0.9, 0.8, 0.3, 0.29], base=0.5, min_detections=2)
+        0.55
+    """
+    ordered = sorted(scores, reverse=True)
+    if sum(s >= base for s in ordered) >= min_detections or not ordered:
+        return base
+    if len(ordered) <= min_detections:
+        return min(base, ordered[-1] / 2)
+    stop = min(2 * min_detections, len(ordered) - 1)
+    gaps = [(ordered[j - 1] - ordered[j], j) for j in range(min_detections, stop + 1)]
+    _, j = max(gaps)
+    return min(base, (ordered[j - 1] + ordered[j]) / 2)
+
+
+def match_detections(reference: Sequence, candidate: Sequence, *, threshold: float, tolerances: Tolerances) -> dict:
+    """Match two detection lists (objects with ``class_id``, ``score``, ``box``); return the image verdict."""
+    free = set(range(len(candidate)))
+    score_deltas, ious, problems, borderline = [], [], [], 0
+    near_threshold = lambda d: abs(d.score - threshold) <= tolerances.score  # noqa: E731
+    for det in reference:
+        options = [(iou(det.box, candidate[j].box), j) for j in free if candidate[j].class_id == det.class_id]
+        good = [(abs(det.score - candidate[j].score), -overlap, j) for overlap, j in options if overlap >= tolerances.iou]
+        if good:
+            delta, negative_overlap, j = min(good)
+            free.discard(j)
+            score_deltas.append(delta)
+            ious.append(-negative_overlap)
+            if delta > tolerances.score:
+                problems.append(f"class {det.class_id} score {det.score:.5f} vs {candidate[j].score:.5f}")
+            continue
+        if near_threshold(det):
+            borderline += 1
+            continue
+        best = max(options, default=(0.0, None))
+        problems.append(f"class {det.class_id} score {det.score:.4f} box {[round(v, 1) for v in det.box]} has no "
+                        f"ONNX match (best IoU {best[0]:.3f})")
+    for j in sorted(free):
+        if near_threshold(candidate[j]):
+            borderline += 1
+        else:
+            det = candidate[j]
+            problems.append(f"ONNX-only class {det.class_id} score {det.score:.4f} box {[round(v, 1) for v in det.box]}")
+    return {
+        "threshold": round(threshold, 6),
+        "pytorch": len(reference),
+        "onnx": len(candidate),
+        "matched": len(score_deltas),
+        "borderline": borderline,
+        "max_score_delta": float(max(score_deltas, default=0.0)),
+        "min_iou": float(min(ious, default=1.0)),
+        "problems": problems[:5],
+        "problem_count": len(problems),
+        "passed": not problems,
+    }
+
+
+def eager_detections(prepared, array: np.ndarray) -> list[ReferenceDetection]:
+    """All PyTorch detections for one decoded image (no score threshold yet), in original pixels."""
+    height, width = prepared.input_size
+    tensor, geometry = reference_preprocess(array, preprocessing=prepared.preprocessing, height=height, width=width)
+    with torch.no_grad():
+        values = prepared.module(tensor)
+    outputs = dict(zip(prepared.output_names, values))
+    boxes, scores, class_ids = decode_outputs(outputs, output=prepared.output, labels=prepared.labels,
+                                              height=height, width=width)
+    return to_original(boxes, scores, class_ids, geometry=geometry)
+
+
+def onnx_detections(bundle: Bundle, session, array: np.ndarray, *, threshold: float) -> list:
+    """The Lambda's path: NumPy preprocessing -> ONNX Runtime -> postprocessing, at ``threshold``."""
+    manifest = bundle.manifest
+    tensor, geometry = preprocess(array, spec=manifest.preprocessing, input_spec=manifest.input,
+                                  original_size=(array.shape[1], array.shape[0]))
+    outputs = run(session, manifest, tensor)
+    return postprocess(outputs, manifest=manifest, geometry=geometry, class_map=bundle.class_map,
+                       score_threshold=threshold, max_detections=1_000_000)
+
+
+def _preprocessing_differences(manifest_block: dict, reference: dict) -> list[str]:
+    out = []
+    for key, expected in reference.items():
+        actual = manifest_block.get(key)
+        if isinstance(expected, float) and isinstance(actual, (int, float)):
+            same = abs(actual - expected) <= 1e-9
+        elif isinstance(expected, list) and isinstance(actual, (list, tuple)):
+            same = len(actual) == len(expected) and all(abs(a - e) <= 1e-9 for a, e in zip(actual, expected))
+        else:
+            same = actual == expected
+        if not same:
+            out.append(f"{key}={actual!r} (trained with {expected!r})")
+    return out
+
+
+def run_parity_gate(prepared, bundle: Bundle, images: Sequence[ParityImage], *,
+                    tolerances: Tolerances = Tolerances(), progress: Callable[[str], None] | None = None) -> dict:
+    """Compare eager and ONNX detections on ``images``; return the report or raise ``ParityError``."""
+    started = time.perf_counter()
+    session = create_session(bundle.model_path)
+    results = []
+    for number, image in enumerate(images, 1):
+        decoded = decode_image(image.data)
+        array = decoded.array
+        reference = eager_detections(prepared, array)
+        threshold = pick_threshold([d.score for d in reference], base=bundle.manifest.score_threshold,
+                                   min_detections=tolerances.min_detections)
+        reference = [d for d in reference if d.score >= threshold]
+        candidate = onnx_detections(bundle, session, array, threshold=threshold)
+        verdict = match_detections(reference, candidate, threshold=threshold, tolerances=tolerances)
+        results.append({"image": image.name, "width": int(array.shape[1]), "height": int(array.shape[0]), **verdict})
+        if progress:
+            progress(f"parity {number}/{len(images)} {image.name}: {verdict['matched']}/{verdict['pytorch']} matched, "
+                     f"max score delta {verdict['max_score_delta']:.2e}, min IoU {verdict['min_iou']:.4f}")
+    manifest_block = bundle.manifest.to_dict()["preprocessing"]
+    report = {
+        "passed": all(r["passed"] for r in results),
+        "images": results,
+        "detections_compared": sum(r["matched"] for r in results),
+        "max_score_delta": max((r["max_score_delta"] for r in results), default=0.0),
+        "min_iou": min((r["min_iou"] for r in results), default=1.0),
+        "tolerances": {"score": tolerances.score, "iou": tolerances.iou},
+        "reference": "torch eager, torch.nn.functional.interpolate preprocessing (export/reference.py)",
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if report["detections_compared"] == 0 and report["passed"]:
+        report["passed"] = False
+        for r in results:
+            r["problems"] = ["no detections on either side: nothing was compared"]
+    if not report["passed"]:
+        failed = [r for r in results if not r["passed"]]
+        worst = failed[0]
+        differences = _preprocessing_differences(manifest_block, prepared.preprocessing)
+        hint = (f"; manifest preprocessing differs from training: {', '.join(differences)}" if differences
+                else "; the graph itself disagrees with PyTorch (export bug or non-deterministic op)")
+        raise ParityError(
+            f"parity gate failed on {len(failed)} of {len(results)} images; {worst['image']}: "
+            f"{worst['problem_count']} problem(s), first: {worst['problems'][0]}{hint}", report=report)
+    return report
+
+
+def smoke_check(bundle: Bundle, images: Sequence[ParityImage], *, progress: Callable[[str], None] | None = None
+                ) -> dict:
+    """For a bring-your-own graph (no PyTorch model to compare): the bundle runs end to end on every image."""
+    started = time.perf_counter()
+    session = create_session(bundle.model_path)
+    results = []
+    for image in images:
+        array = decode_image(image.data).array
+        detections = onnx_detections(bundle, session, array, threshold=bundle.manifest.score_threshold)
+        results.append({"image": image.name, "detections": len(detections)})
+        if progress:
+            progress(f"smoke check {image.name}: {len(detections)} detections")
+    return {"passed": True, "mode": "smoke", "reason": "bring-your-own ONNX: no PyTorch model to compare against",
+            "images": results, "seconds": round(time.perf_counter() - started, 2)}
