@@ -1,7 +1,11 @@
 """Resize, letterbox/stretch, pad and normalize in NumPy, exactly as the model was trained.
 
 Resizing is separable: each axis has a small table of source indices and weights (cached per size pair),
-so a pass is a handful of vectorized gathers with multiply-adds. Two kernels:
+so a pass is a handful of vectorized gathers with multiply-adds. Antialiased downscaling has many taps per
+output (7 for 1920 -> 640), so there each axis is instead a chain of small dense matrix products over bands of
+outputs (a band of 8 outputs reads only the ~30 inputs under it): BLAS does the multiply-adds, the first
+pass reads the uint8 source once, and the last pass writes each channel, gain folded into its weights,
+straight into the padded NCHW tensor. Kernels:
 
 - ``bilinear`` without antialias: torch's ``interpolate(mode="bilinear", align_corners=False)``
   (torchvision's detection transform);
@@ -134,6 +138,69 @@ def resize_taps(in_size: int, out_size: int, interpolation: str, antialias: bool
     return np.stack([low, high], axis=1), np.stack([1.0 - frac, frac], axis=1).astype(np.float32)
 
 
+# OpenBLAS threads a gemm only above 4 * 65536 multiply-adds; we keep each product below that: the threads
+# would fight ONNX Runtime's pool for the same vCPUs (and spin after each call) for no gain on bands this thin.
+_SINGLE_THREAD_MACS = 200_000
+_BAND = 8  # outputs per band: 8 keeps the dense band near the filter's true width (measured: 8 < 16 < 32 ms)
+
+
+@lru_cache(maxsize=64)
+def resize_bands(in_size: int, out_size: int, interpolation: str, antialias: bool,
+                 band: int = _BAND) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
+    """One axis as bands ``(in_start, in_stop, out_start, out_stop, weights (in_stop - in_start, outs))``.
+
+    Example:
+        >>> [(b[0], b[1], b[2], b[3]) for b in resize_bands(8, 2, "bilinear", True, 1)]
+        [(0, 6, 0, 1), (2, 8, 1, 2)]
+    """
+    index, weight = resize_taps(in_size, out_size, interpolation, antialias)
+    bands = []
+    for out_start in range(0, out_size, band):
+        out_stop = min(out_size, out_start + band)
+        rows, weights = index[out_start:out_stop], weight[out_start:out_stop]
+        live = weights != 0
+        used = rows[live] if live.any() else rows.ravel()
+        in_start, in_stop = int(used.min()), int(used.max()) + 1
+        dense = np.zeros((in_stop - in_start, out_stop - out_start), dtype=np.float32)
+        columns = np.broadcast_to(np.arange(out_stop - out_start)[:, None], rows.shape)
+        # add.at: clamped edge taps may name the same source pixel twice
+        np.add.at(dense, (np.clip(rows - in_start, 0, in_stop - in_start - 1), columns), np.where(live, weights, 0))
+        bands.append((in_start, in_stop, out_start, out_stop, dense))
+    return tuple(bands)
+
+
+def _matmul_single_threaded(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    step = max(1, _SINGLE_THREAD_MACS // max(1, a.shape[1] * b.shape[1]))
+    for start in range(0, a.shape[0], step):
+        np.matmul(a[start:start + step], b, out=out[start:start + step])
+
+
+def _banded_resize_into(image: np.ndarray, out: np.ndarray, *, gains: np.ndarray, channels: tuple[int, ...],
+                        interpolation: str, antialias: bool) -> None:
+    """``out[c] = resize(image[..., channels[c]]) * gains[c]`` for an ``(H, W, 3)`` image, ``out`` (3, h, w).
+
+    Rows first, into a (W*3, h) buffer: the source is read once, row bands being contiguous, and each channel
+    of the buffer is then a plain strided matrix for the column pass.
+    """
+    in_h, in_w = image.shape[:2]
+    out_h, out_w = out.shape[1:]
+    flat = np.ascontiguousarray(image).reshape(in_h, in_w * 3)
+    rows_done = np.empty((in_w * 3, out_h), dtype=np.float32)
+    for in_start, in_stop, out_start, out_stop, weights in resize_bands(in_h, out_h, interpolation, antialias):
+        source = flat[in_start:in_stop].astype(np.float32)
+        _matmul_single_threaded(source.T, weights, rows_done[:, out_start:out_stop])
+    by_channel = rows_done.reshape(in_w, 3, out_h)
+    for in_start, in_stop, out_start, out_stop, weights in resize_bands(in_w, out_w, interpolation, antialias):
+        for c, source_channel in enumerate(channels):
+            _matmul_single_threaded(by_channel[in_start:in_stop, source_channel, :].T, weights * gains[c],
+                                    out[c, :, out_start:out_stop])
+
+
+def _use_bands(in_h: int, in_w: int, height: int, width: int, interpolation: str, antialias: bool) -> bool:
+    """Bands win when outputs have many taps (antialiased downscaling); gathers win for 1-2 taps."""
+    return interpolation == "bilinear" and antialias and (in_h > height or in_w > width)
+
+
 def _resize_axis(image: np.ndarray, index: np.ndarray, weight: np.ndarray, axis: int) -> np.ndarray:
     taps = index.shape[1]
     if taps == 1:
@@ -154,12 +221,17 @@ def resize(image: np.ndarray, *, width: int, height: int, interpolation: str = "
     """Resize an ``(H, W, C)`` array to ``(height, width, C)`` float32 (values stay in the input's range).
 
     Example:
-        >>> resize(np.full((4, 4, 3), 200, np.uint8), width=2, height=2).max()
+        >>> float(resize(np.full((4, 4, 3), 200, np.uint8), width=2, height=2).max())
         200.0
     """
     in_h, in_w = image.shape[:2]
     if (in_h, in_w) == (height, width):
         return image.astype(np.float32, copy=False)
+    if image.ndim == 3 and image.shape[2] == 3 and _use_bands(in_h, in_w, height, width, interpolation, antialias):
+        planes = np.empty((3, height, width), dtype=np.float32)
+        _banded_resize_into(image, planes, gains=np.ones(3, np.float32), channels=(0, 1, 2),
+                            interpolation=interpolation, antialias=antialias)
+        return planes.transpose(1, 2, 0)
     y_index, y_weight = resize_taps(in_h, height, interpolation, antialias)
     x_index, x_weight = resize_taps(in_w, width, interpolation, antialias)
     # Run the cheaper pass order: the first pass works on the full-size source.
@@ -204,15 +276,6 @@ def preprocess(
         original_width=original_size[0] if original_size else None,
         original_height=original_size[1] if original_size else None,
     )
-    resized = resize(
-        image,
-        width=geometry.resized_width,
-        height=geometry.resized_height,
-        interpolation=spec.interpolation,
-        antialias=spec.antialias,
-    )
-    if spec.channel_order == "BGR":
-        resized = resized[:, :, ::-1]
     gain, bias = normalization(spec)
     tensor = np.empty((1, 3, input_spec.height, input_spec.width), dtype=np.float32)
     full = (geometry.resized_width, geometry.resized_height) == (input_spec.width, input_spec.height)
@@ -220,8 +283,24 @@ def preprocess(
         tensor.fill(spec.pad_value)
     region = tensor[0, :, geometry.pad_y:geometry.pad_y + geometry.resized_height,
                     geometry.pad_x:geometry.pad_x + geometry.resized_width]
-    np.multiply(resized.transpose(2, 0, 1), gain[:, None, None], out=region)
-    region += bias[:, None, None]
+    if _use_bands(height, width, geometry.resized_height, geometry.resized_width, spec.interpolation,
+                  spec.antialias):
+        channels = (2, 1, 0) if spec.channel_order == "BGR" else (0, 1, 2)
+        _banded_resize_into(image, region, gains=gain, channels=channels, interpolation=spec.interpolation,
+                            antialias=spec.antialias)
+    else:
+        resized = resize(
+            image,
+            width=geometry.resized_width,
+            height=geometry.resized_height,
+            interpolation=spec.interpolation,
+            antialias=spec.antialias,
+        )
+        if spec.channel_order == "BGR":
+            resized = resized[:, :, ::-1]
+        np.multiply(resized.transpose(2, 0, 1), gain[:, None, None], out=region)
+    if bias.any():
+        region += bias[:, None, None]
     if input_spec.dtype != "float32":
         tensor = tensor.astype(input_spec.dtype)
     return tensor, geometry
