@@ -2,8 +2,8 @@
 NumPy preprocessing and postprocessing (imported from ``lambda_src/detection``, never copied).
 
 For every image both sides decode the same bytes with ``detection.image.decode_image``; the eager side then
-runs ``export.reference`` + the PyTorch module, the ONNX side ``detection.preprocess.preprocess`` +
-``detection.session`` + ``detection.postprocess.postprocess``. Detections are matched per class by IoU;
+runs ``export.reference`` + the PyTorch module, the ONNX side ``detection.pipeline.Detector.detect_array``
+(``detection.preprocess`` + ``detection.session`` + ``detection.postprocess``). Detections are matched per class by IoU;
 the gate fails when a matched pair's score differs by more than ``score`` or its IoU is below ``iou``, or
 when either side has a detection the other lacks (unless its score sits within ``score`` of the threshold,
 where a 1e-5 difference may legitimately flip it: those are counted as ``borderline``).
@@ -28,9 +28,7 @@ import torch
 
 from detection.bundle import Bundle
 from detection.image import decode_image
-from detection.postprocess import postprocess
-from detection.preprocess import preprocess
-from detection.session import create_session, run
+from detection.pipeline import Detector
 
 from .errors import ParityError
 from .images import ParityImage
@@ -125,14 +123,11 @@ def eager_detections(prepared, array: np.ndarray) -> list[ReferenceDetection]:
     return to_original(boxes, scores, class_ids, geometry=geometry)
 
 
-def onnx_detections(bundle: Bundle, session, array: np.ndarray, *, threshold: float) -> list:
-    """The Lambda's path: NumPy preprocessing -> ONNX Runtime -> postprocessing, at ``threshold``."""
-    manifest = bundle.manifest
-    tensor, geometry = preprocess(array, spec=manifest.preprocessing, input_spec=manifest.input,
-                                  original_size=(array.shape[1], array.shape[0]))
-    outputs = run(session, manifest, tensor)
-    return postprocess(outputs, manifest=manifest, geometry=geometry, class_map=bundle.class_map,
-                       score_threshold=threshold, max_detections=1_000_000)
+def onnx_detections(detector: Detector, array: np.ndarray, *, threshold: float) -> list:
+    """The Lambda's path (``Detector.detect_array``: NumPy preprocessing -> ONNX Runtime -> postprocessing)."""
+    detections, _ = detector.detect_array(array, original_size=(array.shape[1], array.shape[0]),
+                                          threshold=threshold, max_detections=1_000_000)
+    return detections
 
 
 def _preprocessing_differences(manifest_block: dict, reference: dict) -> list[str]:
@@ -154,7 +149,7 @@ def run_parity_gate(prepared, bundle: Bundle, images: Sequence[ParityImage], *,
                     tolerances: Tolerances = Tolerances(), progress: Callable[[str], None] | None = None) -> dict:
     """Compare eager and ONNX detections on ``images``; return the report or raise ``ParityError``."""
     started = time.perf_counter()
-    session = create_session(bundle.model_path)
+    detector = Detector(bundle)
     results = []
     for number, image in enumerate(images, 1):
         decoded = decode_image(image.data)
@@ -163,7 +158,7 @@ def run_parity_gate(prepared, bundle: Bundle, images: Sequence[ParityImage], *,
         threshold = pick_threshold([d.score for d in reference], base=bundle.manifest.score_threshold,
                                    min_detections=tolerances.min_detections)
         reference = [d for d in reference if d.score >= threshold]
-        candidate = onnx_detections(bundle, session, array, threshold=threshold)
+        candidate = onnx_detections(detector, array, threshold=threshold)
         verdict = match_detections(reference, candidate, threshold=threshold, tolerances=tolerances)
         results.append({"image": image.name, "width": int(array.shape[1]), "height": int(array.shape[0]), **verdict})
         if progress:
@@ -200,11 +195,11 @@ def smoke_check(bundle: Bundle, images: Sequence[ParityImage], *, progress: Call
                 ) -> dict:
     """For a bring-your-own graph (no PyTorch model to compare): the bundle runs end to end on every image."""
     started = time.perf_counter()
-    session = create_session(bundle.model_path)
+    detector = Detector(bundle)
     results = []
     for image in images:
         array = decode_image(image.data).array
-        detections = onnx_detections(bundle, session, array, threshold=bundle.manifest.score_threshold)
+        detections = onnx_detections(detector, array, threshold=bundle.manifest.score_threshold)
         results.append({"image": image.name, "detections": len(detections)})
         if progress:
             progress(f"smoke check {image.name}: {len(detections)} detections")

@@ -81,7 +81,7 @@ def _builder(arch: str):
 
 
 def _random_model(arch: str, *, num_classes: int, model_kwargs: dict) -> nn.Module:
-    if arch in TORCHVISION_ARCHS:
+    if arch in TORCHVISION_ARCHS and not model_kwargs:
         build, _ = _builder(arch)
         return build(weights=None, weights_backbone=None, num_classes=num_classes, **model_kwargs)
     from train.models import build_retinanet  # the small RetinaNets are defined by train/
@@ -108,11 +108,15 @@ def prepare(arch: str, *, weights: str = "default", classes: dict[int, str] | No
 
     notes: dict = {}
     preprocessing = dict(PREPROCESSING)
+    labels = {"offset": 0, "background_id": 0}
     if checkpoint is not None:
-        class_map = normalize_class_map(checkpoint.class_map or classes or {})
+        # train/ checkpoints label classes 0..N-1 with no background slot (sigmoid focal loss needs none)
+        class_map = dict(checkpoint.class_map or classes or {})
         if not class_map:
             raise ExportError(f"checkpoint {checkpoint.path} has no class map: pass --classes")
-        num_classes = checkpoint.num_classes or max(class_map) + 1
+        has_background = class_map.get(0, "").lower() in BACKGROUND_NAMES
+        labels = {"offset": 0, "background_id": 0 if has_background else None}
+        num_classes = int(checkpoint.num_classes or max(class_map) + 1)
         model = _random_model(arch, num_classes=num_classes, model_kwargs=dict(checkpoint.model_kwargs))
         checkpoint.load_into(model)
         preprocessing.update(checkpoint.preprocessing or {})
@@ -146,6 +150,6 @@ def prepare(arch: str, *, weights: str = "default", classes: dict[int, str] | No
         arch=arch, module=RetinaNetGraph(model, height=height, width=width).eval(), input_name="images",
         output_names=("boxes", "scores", "labels"), input_size=(height, width), preprocessing=preprocessing,
         output={"format": "boxes_scores_labels", "boxes": "boxes", "scores": "scores", "labels": "labels"},
-        labels={"offset": 0, "background_id": 0}, class_map=class_map, weights=resolved,
+        labels=labels, class_map=class_map, weights=resolved,
         score_threshold=0.5, max_detections=100, notes=notes,
     )
