@@ -4,7 +4,8 @@ and point ``s3://bucket/prefix/<name>/latest.json`` (``{"uri": ...}``) at it, wh
 latest verified export.
 
 Each object is sent with its SHA-256 (S3 rejects a body that does not match) and then checked with
-``HeadObject``: size and checksum must equal the local file, before the pointer moves. boto3 honours
+``HeadObject``: size and checksum must equal the local file, before the pointer moves. Stores that keep no
+checksum (moto, some S3-compatibles) get the object read back and hashed instead. boto3 honours
 ``AWS_ENDPOINT_URL`` (a local S3 such as moto works unchanged).
 
 Example:
@@ -67,6 +68,14 @@ def describe_client_error(exc: Exception, *, bucket: str, key: str) -> str:
     return f"upload of s3://{bucket}/{key} failed: {type(exc).__name__}: {exc}"
 
 
+def _remote_sha256(client, *, bucket: str, key: str) -> str:
+    digest = hashlib.sha256()
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    for chunk in iter(lambda: body.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _put_verified(client, path: Path, *, bucket: str, key: str, content_type: str) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -84,8 +93,14 @@ def _put_verified(client, path: Path, *, bucket: str, key: str, content_type: st
     remote = head.get("ChecksumSHA256") or ""
     if remote and remote != b64_digest:
         raise UploadError(f"s3://{bucket}/{key} checksum {remote} differs from the local file's {b64_digest}")
-    if not remote and head.get("Metadata", {}).get("sha256") != hex_digest:
-        raise UploadError(f"s3://{bucket}/{key} came back without a matching SHA-256; the upload is not verified")
+    if not remote:  # an S3-compatible store that keeps no checksums: read the object back and hash it
+        try:
+            actual = _remote_sha256(client, bucket=bucket, key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise UploadError(describe_client_error(exc, bucket=bucket, key=key)) from None
+        if actual != hex_digest:
+            raise UploadError(f"s3://{bucket}/{key} reads back with sha256 {actual[:12]}..., the file has "
+                              f"{hex_digest[:12]}...: the upload is corrupt; retry")
     return size
 
 
