@@ -18,9 +18,16 @@ Fixes (names are the keys of ``FIXES``):
   CreateStack / CreateChangeSet / UpdateStack, with AWS's ValidationError messages (stock: not checked).
 - ``rollback``: a resource that fails to create gets a ``CREATE_FAILED`` event with its reason and the stack
   ends in ``ROLLBACK_COMPLETE`` with what was created deleted (stock: the API call errors, the stack stays
-  ``CREATE_IN_PROGRESS`` forever).
+  ``CREATE_IN_PROGRESS`` forever). A rolled-back stack has no outputs and no resources, as on AWS (reading
+  them must not re-create what was rolled back).
 - ``lambda_code_required``: a function whose S3 code object is missing fails to create, with Lambda's
   message (stock server: created with empty code).
+- ``sagemaker_instance_types``: EndpointConfig accepts the ml.g5, ml.g6 and ml.inf2 instance types the GPU
+  and Inferentia stacks offer (stock: ValidationError, its list stops at g4dn/inf1). Records only.
+- ``applicationautoscaling_resources``: ``AWS::ApplicationAutoScaling::{ScalableTarget,ScalingPolicy}``
+  register real targets and policies (stock: silently skipped).
+- ``conditional_resources``: DescribeStackResources leaves out resources whose Condition is false (stock:
+  one empty entry each, without LogicalResourceId).
 - ``lambda_invoke``: Invoke runs the deployed zip in ``localaws.lambda_runtime`` (stock: needs Docker, or
   echoes the input).
 
@@ -298,6 +305,7 @@ def _roll_back(stack: Any, failure: ResourceFailed, *, operation: str) -> None:
         f"The following resource(s) failed to {verb}: [{failure.logical_id}]. Rollback requested by user."))
     if operation == "CREATE":
         _delete_created(stack)
+        _forget_resources_and_outputs(stack)
         stack.status = "ROLLBACK_COMPLETE"
     else:
         # moto cannot restore the previous resources; say so instead of claiming a clean rollback.
@@ -316,6 +324,14 @@ def _delete_created(stack: Any) -> None:
         except Exception:  # noqa: BLE001 - best effort, as CloudFormation's DELETE_SKIPPED
             pass
         resource_map._parsed_resources.pop(logical_id, None)
+
+
+def _forget_resources_and_outputs(stack: Any) -> None:
+    """moto creates resources lazily when outputs or resources are read; after a rollback nothing may be."""
+    from moto.cloudformation.parsing import OutputMap
+
+    stack.resource_map._resource_json_map = {}
+    stack.output_map = OutputMap(stack.resource_map, {**stack.template_dict, "Outputs": {}}, stack.stack_id)
 
 
 def _fix_rollback() -> None:
@@ -387,6 +403,42 @@ def _fix_lambda_code_required() -> None:
     models._validate_s3_bucket_and_key = validate
 
 
+# Sizes SageMaker hosting offers for the families infra/gpu.yaml and infra/inferentia.yaml allow; moto's
+# EndpointConfig list (5.2.5) predates them.
+ADDED_INSTANCE_TYPES = frozenset(
+    [f"ml.{family}.{size}" for family in ("g5", "g6")
+     for size in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge")]
+    + [f"ml.inf2.{size}" for size in ("xlarge", "8xlarge", "24xlarge", "48xlarge")])
+
+
+def _fix_sagemaker_instance_types() -> None:
+    from moto.sagemaker import models
+
+    original = models.FakeEndpointConfig.validate_instance_type
+
+    def validate_instance_type(self: Any, instance_type: str) -> None:
+        if instance_type not in ADDED_INSTANCE_TYPES:
+            original(self, instance_type)
+
+    models.FakeEndpointConfig.validate_instance_type = validate_instance_type
+
+
+def _fix_applicationautoscaling_resources() -> None:
+    from . import cfn_applicationautoscaling
+
+    cfn_applicationautoscaling.register()
+
+
+def _fix_conditional_resources() -> None:
+    from moto.cloudformation import models
+
+    def stack_resources(self: Any) -> list[Any]:
+        # The resource map yields None for a resource whose Condition is false (it is never created).
+        return [resource for resource in self.resource_map.values() if resource is not None]
+
+    models.Stack.stack_resources = property(stack_resources)
+
+
 def _fix_lambda_invoke() -> None:
     from moto.awslambda import models
 
@@ -403,6 +455,9 @@ FIXES: dict[str, Callable[[], None]] = {
     "parameter_constraints": _fix_parameter_constraints,
     "rollback": _fix_rollback,
     "lambda_code_required": _fix_lambda_code_required,
+    "sagemaker_instance_types": _fix_sagemaker_instance_types,
+    "applicationautoscaling_resources": _fix_applicationautoscaling_resources,
+    "conditional_resources": _fix_conditional_resources,
     "lambda_invoke": _fix_lambda_invoke,
 }
 

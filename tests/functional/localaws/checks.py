@@ -191,19 +191,22 @@ def _failed_events(session: Any, stack_name: str) -> list[dict]:
 def rollback(session: Any, endpoint: str) -> tuple[bool, str]:
     name = _name("rollback")
     bucket_name = _name("dup")
+    # The output refers to the failed resource: reading the rolled-back stack must not create it after all.
     template = {"Resources": {
         "First": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket_name}},
         "Second": {"Type": "AWS::S3::Bucket", "DependsOn": "First", "Properties": {"BucketName": bucket_name}},
-    }}
+    }, "Outputs": {"SecondName": {"Value": {"Ref": "Second"}}}}
     try:
         stack = _create(session, template=template, name=name)
     except Exception as error:  # noqa: BLE001 - any API failure is a failed check
         return False, f"create_stack call itself failed: {error}"
     failed = _failed_events(session, name)
     leftover = bucket_name in [b["Name"] for b in session.client("s3").list_buckets()["Buckets"]]
+    resources = session.client("cloudformation").describe_stack_resources(StackName=name)["StackResources"]
     ok = (stack["StackStatus"] == "ROLLBACK_COMPLETE" and [e["LogicalResourceId"] for e in failed] == ["Second"]
-          and bool(failed[0].get("ResourceStatusReason")) and not leftover)
-    return ok, f"{stack['StackStatus']}, failed {[(e['LogicalResourceId'], e.get('ResourceStatusReason')) for e in failed]}, bucket left: {leftover}"
+          and bool(failed[0].get("ResourceStatusReason")) and not leftover and not stack.get("Outputs")
+          and not resources)
+    return ok, f"{stack['StackStatus']}, outputs {stack.get('Outputs')}, resources {len(resources)}, failed {[(e['LogicalResourceId'], e.get('ResourceStatusReason')) for e in failed]}, bucket left: {leftover}"
 
 
 def _function_template(bucket: str, key: str) -> dict:
@@ -261,6 +264,122 @@ def lambda_invoke(session: Any, endpoint: str) -> tuple[bool, str]:
     return ok, f"payload {payload[:300]!r}, error {reply.get('FunctionError')}"
 
 
+ACCELERATOR_INSTANCE_TYPES = ("ml.g5.xlarge", "ml.g6.2xlarge", "ml.inf2.xlarge", "ml.inf2.48xlarge")
+
+
+def _sagemaker_model(session: Any) -> str:
+    name = _name("model")
+    session.client("sagemaker").create_model(
+        ModelName=name, ExecutionRoleArn=ROLE_ARN,
+        PrimaryContainer={"Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-gpu",
+                          "ModelDataUrl": "s3://models/m/gpu/model.tar.gz"})
+    return name
+
+
+def sagemaker_instance_types(session: Any, endpoint: str) -> tuple[bool, str]:
+    model, results = _sagemaker_model(session), []
+    for instance_type in ACCELERATOR_INSTANCE_TYPES:
+        try:
+            session.client("sagemaker").create_endpoint_config(
+                EndpointConfigName=_name("config"),
+                ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": model, "InstanceType": instance_type,
+                                     "InitialInstanceCount": 1}])
+            results.append((True, f"{instance_type} accepted"))
+        except botocore.exceptions.ClientError as error:
+            results.append((False, f"{instance_type}: {error.response['Error']['Message'][:80]}"))
+    return all(ok for ok, _ in results), "; ".join(detail for _, detail in results)
+
+
+AUTOSCALING_TEMPLATE = """
+Resources:
+  Model:
+    Type: AWS::SageMaker::Model
+    Properties:
+      ExecutionRoleArn: arn:aws:iam::123456789012:role/any
+      PrimaryContainer: {Image: "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-gpu",
+                         ModelDataUrl: "s3://models/m/gpu/model.tar.gz"}
+  Config:
+    Type: AWS::SageMaker::EndpointConfig
+    Properties:
+      ProductionVariants:
+        - {VariantName: AllTraffic, ModelName: !GetAtt Model.ModelName, InstanceType: ml.g4dn.xlarge,
+           InitialInstanceCount: 1}
+  Endpoint:
+    Type: AWS::SageMaker::Endpoint
+    Properties: {EndpointConfigName: !GetAtt Config.EndpointConfigName}
+  Target:
+    Type: AWS::ApplicationAutoScaling::ScalableTarget
+    Properties:
+      ServiceNamespace: sagemaker
+      ScalableDimension: sagemaker:variant:DesiredInstanceCount
+      ResourceId: !Sub "endpoint/${Endpoint.EndpointName}/variant/AllTraffic"
+      MinCapacity: 1
+      MaxCapacity: 3
+  Policy:
+    Type: AWS::ApplicationAutoScaling::ScalingPolicy
+    Properties:
+      PolicyName: per-instance
+      PolicyType: TargetTrackingScaling
+      ScalingTargetId: !Ref Target
+      TargetTrackingScalingPolicyConfiguration:
+        TargetValue: 600
+        PredefinedMetricSpecification: {PredefinedMetricType: SageMakerVariantInvocationsPerInstance}
+Outputs:
+  EndpointName: {Value: !GetAtt Endpoint.EndpointName}
+  PolicyArn: {Value: !Ref Policy}
+"""
+
+
+def applicationautoscaling_resources(session: Any, endpoint: str) -> tuple[bool, str]:
+    name = _name("autoscaling")
+    try:
+        stack = _create(session, template=AUTOSCALING_TEMPLATE, name=name)
+    except Exception as error:  # noqa: BLE001 - any API failure is a failed check
+        return False, f"create_stack failed: {error}"
+    outputs = _outputs(stack)
+    resource_id = f"endpoint/{outputs.get('EndpointName')}/variant/AllTraffic"
+    scaling = session.client("application-autoscaling")
+    targets = scaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource_id])[
+        "ScalableTargets"]
+    policies = [p for p in scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+                if p["ResourceId"] == resource_id]
+    registered = ([(t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [(1, 3)]
+                  and [(p["PolicyName"], p["PolicyARN"], p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"])
+                       for p in policies] == [("per-instance", outputs.get("PolicyArn"), 600.0)])
+    session.client("cloudformation").delete_stack(StackName=name)
+    left = scaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource_id])[
+        "ScalableTargets"]
+    return (stack["StackStatus"] == "CREATE_COMPLETE" and registered and not left,
+            f"{stack['StackStatus']}, targets {targets}, policies {len(policies)}, left after delete {len(left)}")
+
+
+CONDITIONAL_TEMPLATE = """
+Parameters:
+  Wanted: {Type: String, Default: "no"}
+Conditions:
+  IsWanted: !Equals [!Ref Wanted, "yes"]
+Resources:
+  Always:
+    Type: AWS::Logs::LogGroup
+    Properties: {LogGroupName: !Sub "/checks/${AWS::StackName}/always"}
+  Sometimes:
+    Type: AWS::Logs::LogGroup
+    Condition: IsWanted
+    Properties: {LogGroupName: !Sub "/checks/${AWS::StackName}/sometimes"}
+"""
+
+
+def conditional_resources(session: Any, endpoint: str) -> tuple[bool, str]:
+    try:
+        stack = _create(session, template=CONDITIONAL_TEMPLATE)
+        resources = session.client("cloudformation").describe_stack_resources(StackName=stack["StackName"])[
+            "StackResources"]
+    except Exception as error:  # noqa: BLE001 - any API failure is a failed check
+        return False, f"failed: {error}"
+    listed = [r.get("LogicalResourceId") for r in resources]
+    return listed == ["Always"], f"listed {listed}"
+
+
 CHECKS: dict[str, Check] = {
     "apigatewayv2_resources": apigatewayv2_resources,
     "nested_outputs": nested_outputs,
@@ -269,5 +388,8 @@ CHECKS: dict[str, Check] = {
     "parameter_constraints": parameter_constraints,
     "rollback": rollback,
     "lambda_code_required": lambda_code_required,
+    "sagemaker_instance_types": sagemaker_instance_types,
+    "applicationautoscaling_resources": applicationautoscaling_resources,
+    "conditional_resources": conditional_resources,
     "lambda_invoke": lambda_invoke,
 }
