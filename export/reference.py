@@ -62,7 +62,7 @@ def reference_preprocess(array: np.ndarray, *, preprocessing: Mapping, height: i
     spec = dict(preprocessing)
     geometry = _placement(array.shape[1], array.shape[0], input_width=width, input_height=height,
                           resize=spec.get("resize", "letterbox"), pad_position=spec.get("pad_position", "bottom_right"))
-    image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].to(torch.float32)
+    image = torch.from_numpy(np.array(array, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].to(torch.float32)
     size = (geometry.resized_height, geometry.resized_width)
     if size != tuple(image.shape[-2:]):
         if spec.get("interpolation", "bilinear") == "nearest":

@@ -58,4 +58,7 @@ def prepare(arch: str, **kwargs) -> PreparedModel:
     if arch not in ARCHS:
         raise ExportError(f"unknown --arch {arch!r}: choose one of {', '.join(sorted(ARCHS))}, or 'onnx' "
                           "with --onnx model.onnx for a bring-your-own graph")
+    size = kwargs.get("input_size")
+    if isinstance(size, int):
+        kwargs["input_size"] = (size, size)
     return ARCHS[arch](arch, **kwargs)

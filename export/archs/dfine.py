@@ -178,6 +178,8 @@ def prepare(arch: str, *, weights: str = "default", classes: dict[int, str] | No
         resolved = str(checkpoint.path)
     elif weights == "none":
         class_map = dict(classes) if classes else coco80()
+        if input_size:
+            _check_input_size(size_config(size, num_labels=1), height=input_size[0], width=input_size[1])
         _check_contiguous(class_map)
         torch.manual_seed(seed)
         model = DFineForObjectDetection(size_config(size, num_labels=len(class_map)))
@@ -193,6 +195,7 @@ def prepare(arch: str, *, weights: str = "default", classes: dict[int, str] | No
         resolved = source if not Path(source).exists() else str(Path(source).resolve())
     model.eval()
     height, width = input_size or DEFAULT_INPUT_SIZE
+    _check_input_size(model.config, height=height, width=width)
     return PreparedModel(
         arch=arch, module=DFineGraph(model).eval(), input_name="pixel_values",
         output_names=("logits", "pred_boxes"), input_size=(height, width), preprocessing=preprocessing,
@@ -207,3 +210,11 @@ def _check_contiguous(class_map: dict[int, str]) -> None:
     if ids != list(range(ids[0], ids[0] + len(ids))):
         raise ExportError(f"D-FINE predicts contiguous class indices; --classes ids {ids[:5]}... have gaps: "
                           "renumber them 0..N-1")
+
+
+def _check_input_size(config, *, height: int, width: int) -> None:
+    """D-FINE picks ``num_queries`` encoder positions: the feature maps must have at least that many."""
+    positions = sum(-(-height // s) * -(-width // s) for s in config.feat_strides)
+    if positions < config.num_queries:
+        raise ExportError(f"--input-size {height}x{width} is too small for D-FINE: its feature maps have "
+                          f"{positions} positions, fewer than its {config.num_queries} queries; use at least 320")
