@@ -1,0 +1,286 @@
+"""The benchmark run: for each model, eager vs ORT, handler vs floor in the built package, cold start;
+then package sizes and cost per million images. Everything a table or chart shows comes from here.
+
+Example:
+    >>> # results = run_benchmark(BenchConfig(quick=True))      # ~1-2 minutes on 2 cores
+    >>> # results["models"][0]["ratios"]["handler_1080p_over_session_run"]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# torch's OpenMP pool spins after each op by default and would steal the shared cores from the ORT call that
+# follows it; ORT here does not spin either (detection.session). Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import prices  # noqa: E402
+from .images import bench_images  # noqa: E402
+from .models import DEFAULT_CACHE, BenchError, ModelSpec, eager_model, ensure_bundle  # noqa: E402
+from .stats import paired_ratio, summary  # noqa: E402
+
+WORKER = Path(__file__).resolve().parent / "worker.py"
+NOTE = ("Absolute times come from a shared 2-core machine (~7 engineers' jobs running beside it): they are "
+        "indicative only. The results are the ratios, each taken from measurements interleaved in one run.")
+
+
+@dataclass
+class BenchConfig:
+    models: list[ModelSpec] = field(default_factory=list)
+    quick: bool = False
+    warmup: int = 2
+    runs: int = 20
+    budget_s: float = 60.0          # per measurement loop: stop early (after min_runs) past this
+    min_runs: int = 5
+    cold_starts: int = 3
+    one_thread_runs: int = 8
+    package_arches: tuple[str, ...] = ("x86_64", "arm64")
+    cache_dir: Path = DEFAULT_CACHE
+    dist_dir: Path = DEFAULT_CACHE / "dist"
+    tmp_models: Path = Path(tempfile.gettempdir()) / "bench-models"
+    threads: int | None = None      # ORT threads for the warm run; None: all CPUs
+    log: object = print
+
+
+# ---------------------------------------------------------------- PyTorch eager vs bare ORT (in process)
+
+def eager_vs_ort(spec: ModelSpec, bundle_dir: Path, image_path: Path, config: BenchConfig) -> dict:
+    """Interleaved per iteration: eager forward, ORT ``session.run``, on the same preprocessed tensor."""
+    from detection import session as ort_session
+    from detection.bundle import read_bundle
+    from detection.image import decode_image
+    from detection.preprocess import preprocess
+
+    module = eager_model(spec)
+    bundle = read_bundle(bundle_dir)
+    manifest = bundle.manifest
+    decoded = decode_image(image_path.read_bytes())
+    tensor, _ = preprocess(decoded.array, spec=manifest.preprocessing, input_spec=manifest.input)
+    session = ort_session.create_session(bundle.model_path, threads=config.threads)
+    feed = {manifest.input.name: tensor}
+    result: dict = {"ort_threads": session.get_session_options().intra_op_num_threads}
+    if module is None:
+        ort = _loop(lambda: session.run(None, feed), config)
+        result.update(session_run=summary(ort), eager=None, ort_over_eager_speedup=None)
+        return result
+    import torch
+
+    torch.set_num_threads(result["ort_threads"])
+    example = torch.from_numpy(tensor)
+    with torch.inference_mode():
+        eager_out = module(example)
+        ort_out = session.run(None, feed)
+        first = eager_out[0] if isinstance(eager_out, (tuple, list)) else eager_out
+        result["max_abs_output_diff"] = float(np.abs(first.numpy() - ort_out[0]).max())
+        eager_s, ort_s = [], []
+        start = time.perf_counter()
+        for i in range(config.warmup + config.runs):
+            t0 = time.perf_counter()
+            module(example)
+            t1 = time.perf_counter()
+            session.run(None, feed)
+            t2 = time.perf_counter()
+            if i >= config.warmup:
+                eager_s.append(t1 - t0)
+                ort_s.append(t2 - t1)
+                if len(ort_s) >= config.min_runs and time.perf_counter() - start > config.budget_s:
+                    break
+    result.update(torch_threads=torch.get_num_threads(), eager=summary(eager_s), session_run=summary(ort_s),
+                  ort_over_eager_speedup=paired_ratio(eager_s, ort_s))
+    return result
+
+
+def _loop(call, config: BenchConfig) -> list[float]:
+    samples, start = [], time.perf_counter()
+    for i in range(config.warmup + config.runs):
+        t0 = time.perf_counter()
+        call()
+        if i >= config.warmup:
+            samples.append(time.perf_counter() - t0)
+            if len(samples) >= config.min_runs and time.perf_counter() - start > config.budget_s:
+                break
+    return samples
+
+
+# ---------------------------------------------------------------- the built package in a clean process
+
+def model_in_tmp(bundle_dir: Path, config: BenchConfig) -> Path:
+    """A copy of the bundle under /tmp (where the Lambda keeps it after the first download)."""
+    target = config.tmp_models / bundle_dir.name
+    source_manifest = (bundle_dir / "model.json").read_text()
+    if not (target / "model.json").exists() or (target / "model.json").read_text() != source_manifest:
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(bundle_dir, target)
+    return target
+
+
+def run_worker(*, mode: str, package_dir: Path, model_dir: Path, images: dict[str, Path], env: dict | None = None,
+               **settings) -> dict:
+    """``python -I -S bench/worker.py`` with only the package on its path; returns its JSON result."""
+    with tempfile.TemporaryDirectory(prefix="bench-worker-") as scratch:
+        result_path = Path(scratch) / "result.json"
+        config = {"mode": mode, "package_dir": str(package_dir), "result": str(result_path),
+                  "images": {k: str(v) for k, v in images.items()}, **settings}
+        config_path = Path(scratch) / "config.json"
+        config_path.write_text(json.dumps(config))
+        child_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MODEL_URI": str(model_dir),
+                     "MODEL_CACHE_DIR": str(Path(scratch) / "cache"), "LANG": "C.UTF-8", **(env or {})}
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-I", "-S", str(WORKER), str(config_path)], env=child_env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=1800)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stderr.strip().splitlines()[-6:])
+            raise BenchError(f"benchmark worker ({mode}) failed with exit code {proc.returncode}:\n{tail}")
+        result = json.loads(result_path.read_text())
+    result["process_wall_s"] = wall
+    return result
+
+
+def handler_vs_floor(package_dir: Path, model_dir: Path, images: dict[str, Path], config: BenchConfig) -> dict:
+    env = {"ORT_THREADS": str(config.threads)} if config.threads else {}
+    warm = run_worker(mode="warm", package_dir=package_dir, model_dir=model_dir, images=images, env=env,
+                      warmup=config.warmup, runs=config.runs, floor_image="1080p", budget_s=config.budget_s,
+                      min_runs=config.min_runs)
+    samples = warm.pop("samples")
+    breakdown = warm.pop("breakdown")
+    out = {"threads": warm["threads"], "torch_importable": warm["torch_importable"],
+           "torch_imported": warm["torch_imported"], "session_run": summary(samples["session_run"])}
+    for label in images:
+        out[f"handler_{label}"] = summary(samples[f"handler_{label}"])
+        out[f"handler_{label}_over_session_run"] = paired_ratio(samples[f"handler_{label}"], samples["session_run"])
+        steps = {key: float(np.median([t[key] for t in breakdown[label]])) for key in breakdown[label][0]}
+        handler_ms = out[f"handler_{label}"]["p50_ms"]
+        steps["event_and_response"] = round(max(0.0, handler_ms - steps["total"]), 2)
+        out[f"breakdown_{label}_p50_ms"] = {k: round(v, 2) for k, v in steps.items()}
+    return out
+
+
+def one_vcpu_duration(package_dir: Path, model_dir: Path, images: dict[str, Path], config: BenchConfig) -> dict:
+    """Handler on the 1080p JPEG with one ORT thread: the 1-vCPU (1,769 MB) Lambda point of the cost model."""
+    warm = run_worker(mode="warm", package_dir=package_dir, model_dir=model_dir, images={"1080p": images["1080p"]},
+                      env={"ORT_THREADS": "1"}, warmup=1, runs=config.one_thread_runs, floor_image="1080p",
+                      budget_s=config.budget_s / 2, min_runs=min(3, config.one_thread_runs))
+    return {"session_run": summary(warm["samples"]["session_run"]),
+            "handler_1080p": summary(warm["samples"]["handler_1080p"])}
+
+
+def cold_starts(package_dir: Path, model_dir: Path, images: dict[str, Path], config: BenchConfig) -> dict:
+    """Fresh processes: interpreter start, imports, bundle read + session creation, first 1080p invoke."""
+    runs = []
+    for _ in range(config.cold_starts):
+        result = run_worker(mode="cold", package_dir=package_dir, model_dir=model_dir, images=images,
+                            cold_image="1080p")
+        runs.append(result)
+    keys = ("imports_s", "numpy_s", "pillow_s", "onnxruntime_s", "detection_s", "init_s", "first_invoke_s",
+            "since_process_start_s", "process_wall_s")
+    median = {key: round(float(np.median([r[key] for r in runs])), 3) for key in keys}
+    median["imports_plus_session_plus_first_run_s"] = round(median["imports_s"] + median["init_s"]
+                                                            + median["first_invoke_s"], 3)
+    return {"runs": len(runs), "median": median}
+
+
+# ---------------------------------------------------------------- package sizes and cost
+
+def package_sizes(arches: tuple[str, ...], config: BenchConfig) -> dict:
+    from lambda_build import build_package
+
+    sizes = {}
+    for arch in arches:
+        try:
+            result = build_package(arch=arch, out_dir=config.dist_dir, log=lambda m: None)
+        except Exception as exc:  # a missing wheel download must not lose the rest of the run
+            sizes[arch] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        sizes[arch] = {"zipped_mib": round(result.zipped_bytes / 2**20, 2),
+                       "unzipped_mib": round(result.unzipped_bytes / 2**20, 2),
+                       "python": result.python, "within_budget": result.zipped_bytes <= 50 * 2**20
+                       and result.unzipped_bytes <= 150 * 2**20}
+    return sizes
+
+
+def cost_table(*, one_vcpu_ms: float, two_vcpu_ms: float) -> list[dict]:
+    rows = []
+    for memory in prices.MEMORY_SIZES_MB:
+        duration = prices.duration_at(memory, one_vcpu_ms=one_vcpu_ms, two_vcpu_ms=two_vcpu_ms)
+        rows.append({"memory_mb": memory, "vcpus": round(prices.vcpus(memory), 2), "duration_ms": round(duration, 1),
+                     **{f"usd_per_million_{arch}": round(prices.cost_per_million(duration_ms=duration,
+                                                                                memory_mb=memory, arch=arch), 2)
+                        for arch in prices.GB_SECOND_USD}})
+    return rows
+
+
+# ---------------------------------------------------------------- the whole run
+
+def build_local_package(config: BenchConfig) -> Path:
+    from lambda_build import build_package
+
+    return build_package(arch="local", out_dir=config.dist_dir, log=lambda m: None).package_dir
+
+
+def bench_model(spec: ModelSpec, *, package_dir: Path, images: dict[str, Path], config: BenchConfig) -> dict:
+    log = config.log
+    bundle_dir = ensure_bundle(spec, cache_dir=config.cache_dir, log=log)
+    manifest = json.loads((bundle_dir / "model.json").read_text())
+    entry: dict = {"model": spec.key, "arch": manifest.get("provenance", {}).get("architecture", spec.arch),
+                   "input": [manifest["input"]["height"], manifest["input"]["width"]],
+                   "preprocessing": manifest["preprocessing"],
+                   "model_mib": round((bundle_dir / manifest.get("model_file", "model.onnx")).stat().st_size / 2**20, 2)}
+    log(f"[{spec.key}] PyTorch eager vs ONNX Runtime ...")
+    entry["eager_vs_ort"] = eager_vs_ort(spec, bundle_dir, images["1080p"], config)
+    model_dir = model_in_tmp(bundle_dir, config)
+    log(f"[{spec.key}] handler vs bare session.run in the built package ...")
+    entry["handler"] = handler_vs_floor(package_dir, model_dir, images, config)
+    log(f"[{spec.key}] one-vCPU duration ...")
+    entry["one_vcpu"] = one_vcpu_duration(package_dir, model_dir, images, config)
+    log(f"[{spec.key}] cold starts ...")
+    entry["cold_start"] = cold_starts(package_dir, model_dir, images, config)
+    entry["cost"] = cost_table(one_vcpu_ms=entry["one_vcpu"]["handler_1080p"]["p50_ms"],
+                               two_vcpu_ms=entry["handler"]["handler_1080p"]["p50_ms"])
+    eager = entry["eager_vs_ort"]
+    entry["ratios"] = {
+        "ort_over_eager_speedup": eager.get("ort_over_eager_speedup"),
+        "handler_1080p_over_session_run": entry["handler"].get("handler_1080p_over_session_run"),
+        "handler_4k_over_session_run": entry["handler"].get("handler_4k_over_session_run"),
+    }
+    entry["best_cost"] = min(entry["cost"], key=lambda row: row["usd_per_million_arm64"])
+    return entry
+
+
+def run_benchmark(config: BenchConfig) -> dict:
+    if not config.models:
+        raise BenchError("no models to benchmark")
+    started = time.time()
+    images = bench_images(config.cache_dir / "images")
+    config.log("building the local Lambda package ...")
+    package_dir = build_local_package(config)
+    results = {
+        "schema": 1, "note": NOTE, "quick": config.quick,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
+                    "python": platform.python_version(), "load_average_at_start": list(os.getloadavg())},
+        "settings": {"warmup": config.warmup, "runs": config.runs, "budget_s": config.budget_s,
+                     "cold_starts": config.cold_starts, "threads": config.threads or "all CPUs"},
+        "images": {label: {"path": str(path), "bytes": path.stat().st_size} for label, path in images.items()},
+        "prices": {"as_of": prices.PRICES_AS_OF, "source": prices.PRICES_SOURCE,
+                   "gb_second_usd": prices.GB_SECOND_USD, "request_usd": prices.REQUEST_USD},
+        "models": [],
+    }
+    for spec in config.models:
+        results["models"].append(bench_model(spec, package_dir=package_dir, images=images, config=config))
+    config.log("package sizes ...")
+    results["packages"] = package_sizes(("local", *config.package_arches), config)
+    results["load_average_at_end"] = list(os.getloadavg())
+    results["seconds"] = round(time.time() - started, 1)
+    return results

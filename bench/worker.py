@@ -1,0 +1,116 @@
+"""Runs inside the built Lambda package in a clean interpreter: ``python -I -S worker.py config.json``.
+
+``-I -S``: no site-packages, no PYTHONPATH, no script directory: the import path is the standard library
+plus the unpacked package (inserted below), as on Lambda. torch is not importable here, and we record that.
+Modes: ``warm`` (interleaved bare ``session.run`` / handler on each JPEG) and ``cold`` (imports, session
+creation and first invoke of a fresh process). Results go to the JSON path in the config; stdout carries
+the handler's log lines only.
+"""
+
+import time
+
+PROCESS_T0 = time.perf_counter()  # before any other import: the cold-start clock
+
+import base64  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+
+def _timed_imports() -> dict:
+    t0 = time.perf_counter()
+    import numpy  # noqa: F401
+    t1 = time.perf_counter()
+    import PIL.Image  # noqa: F401
+    t2 = time.perf_counter()
+    import onnxruntime  # noqa: F401
+    t3 = time.perf_counter()
+    import detection.pipeline  # noqa: F401
+    t4 = time.perf_counter()
+    return {"numpy_s": t1 - t0, "pillow_s": t2 - t1, "onnxruntime_s": t3 - t2, "detection_s": t4 - t3,
+            "imports_s": t4 - t0}
+
+
+def _events(images: dict) -> dict:
+    events = {}
+    for label, path in images.items():
+        with open(path, "rb") as handle:
+            events[label] = {"image": base64.b64encode(handle.read()).decode("ascii")}
+    return events
+
+
+def _invoke(handler_module, event) -> tuple[float, dict]:
+    start = time.perf_counter()
+    body = handler_module.handler(event, None)
+    elapsed = time.perf_counter() - start
+    if "error" in body:
+        raise RuntimeError(f"handler returned an error: {body['error']}")
+    return elapsed, body
+
+
+def cold(config: dict) -> dict:
+    imports = _timed_imports()
+    t0 = time.perf_counter()
+    import handler  # MODEL_URI is set: the detector (bundle read + ORT session) loads at import
+
+    t1 = time.perf_counter()
+    events = _events(config["images"])
+    first, body = _invoke(handler, events[config["cold_image"]])
+    return {**imports, "init_s": t1 - t0, "first_invoke_s": first, "first_timings_ms": body["timings_ms"],
+            "since_process_start_s": time.perf_counter() - PROCESS_T0}
+
+
+def warm(config: dict) -> dict:
+    imports = _timed_imports()
+    import handler
+
+    from detection.image import decode_image
+    from detection.preprocess import preprocess
+
+    detector = handler.load_detector()
+    manifest = detector.manifest
+    events = _events(config["images"])
+    # the floor: the same session on the tensor the handler would build from the first image
+    with open(config["images"][config["floor_image"]], "rb") as handle:
+        decoded = decode_image(handle.read(), draft_size=detector._draft_size(),
+                               keep_aspect=manifest.preprocessing.resize == "letterbox")
+    tensor, _ = preprocess(decoded.array, spec=manifest.preprocessing, input_spec=manifest.input,
+                           original_size=(decoded.original_width, decoded.original_height))
+    feed = {manifest.input.name: tensor}
+    session = detector.session
+    samples: dict = {"session_run": [], **{f"handler_{label}": [] for label in events}}
+    breakdown: dict = {label: [] for label in events}
+    for i in range(config["warmup"] + config["runs"]):
+        start = time.perf_counter()
+        session.run(None, feed)
+        run_s = time.perf_counter() - start
+        timed = {}
+        for label, event in events.items():
+            timed[label] = _invoke(handler, event)
+        if i < config["warmup"]:
+            continue
+        samples["session_run"].append(run_s)
+        for label, (elapsed, body) in timed.items():
+            samples[f"handler_{label}"].append(elapsed)
+            breakdown[label].append(body["timings_ms"])
+    return {**imports, "samples": samples, "breakdown": breakdown, "threads": session.get_session_options()
+            .intra_op_num_threads, "tensor_shape": list(tensor.shape),
+            "decoded_shape": {"floor": list(decoded.array.shape)}}
+
+
+def main() -> int:
+    with open(sys.argv[1]) as handle:
+        config = json.load(handle)
+    sys.path.insert(0, config["package_dir"])
+    result = cold(config) if config["mode"] == "cold" else warm(config)
+    result["torch_importable"] = importlib.util.find_spec("torch") is not None
+    result["torch_imported"] = "torch" in sys.modules
+    result["sys_path"] = sys.path[:3]
+    with open(config["result"], "w") as handle:
+        json.dump(result, handle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
