@@ -2,13 +2,16 @@
 # One command: build the Lambda zip, pick/export a model, upload, lint, deploy (change sets), smoke-test.
 #   ./deploy.sh                 real AWS if credentials are configured, else the local AWS emulation
 #   ./deploy.sh --local         the embedded local AWS (offline; no account, no Docker)
-#   ./deploy.sh --region eu-west-1 [--profile p]
+#   ./deploy.sh --region eu-west-1 [--profile p] [--backend gpu|inferentia [--accelerator-instance-type T]]
 #   ./deploy.sh [--local] --delete
 # ./deploy.sh --help documents every flag and environment variable.
 set -euo pipefail
 cd "$(dirname "$0")"
-if [ ! -x .venv/bin/python ] || [ ! -f .venv/.requirements.sha256 ]; then
-  echo "deploy.sh: no .venv yet: running ./setup.sh first (one time)" >&2
-  ./setup.sh
+# setup.sh is idempotent and instant when the venvs match requirements/: running it every time means an
+# edited requirements file is installed before deploying. Its "up to date" lines are dropped (output
+# streams, so a first-time install shows progress).
+if ! ./setup.sh 2>&1 | { grep -v -e " is up to date$" -e "^setup.sh: done" >&2 || true; }; then
+  echo "deploy.sh: ./setup.sh failed (see above); fix that and run ./deploy.sh again" >&2
+  exit 1
 fi
 exec .venv/bin/python -m deployer "$@"

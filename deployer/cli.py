@@ -11,6 +11,11 @@ Environment variables:
   DEPLOY_EXPORT_ARCH    architecture exported when no bundle is given (retinanet_resnet50_fpn_v2)
   LOCALAWS_HOME         where the local AWS keeps its state and logs (.cache/localaws)
 
+Accelerator backends (--backend gpu|inferentia): the SageMaker model.tar.gz is built from the bundle
+(sagemaker_entry.package) and uploaded to <ModelS3Uri><backend>/model.tar.gz; infra/*.yaml go to the bucket
+and the stack gets TemplatesS3Bucket/TemplatesS3KeyPrefix. With --local the nested stack's SageMaker Model,
+EndpointConfig, Endpoint and autoscaling are records only (no endpoint runs), so the smoke test is skipped.
+
 Example:
     >>> parse_args(["--local", "--parameter", "MemorySize=3008"]).parameter
     ['MemorySize=3008']
@@ -37,6 +42,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / "template.yaml"
 INFRA_TEMPLATES = sorted((REPO_ROOT / "infra").glob("*.yaml"))
 KEY_PREFIX = "serverless-detection"
+BACKENDS = ("lambda", "gpu", "inferentia")
+# Instance families each accelerator backend accepts (the nested templates list the exact sizes).
+INSTANCE_PREFIXES = {"gpu": ("ml.g4dn.", "ml.g5.", "ml.g6."), "inferentia": ("ml.inf2.",)}
 DEFAULT_STACK = "serverless-detection"
 
 
@@ -59,8 +67,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "serverless-detection-<account>-<region>, created if missing)")
     parser.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64",
                         help="Lambda architecture (default: %(default)s); --local runs a zip built for this machine")
-    parser.add_argument("--backend", choices=("lambda", "gpu", "inferentia"), default="lambda",
-                        help="where inference runs (default: %(default)s)")
+    parser.add_argument("--backend", choices=BACKENDS, default="lambda",
+                        help="where inference runs: lambda (ONNX Runtime in the function) or a SageMaker endpoint "
+                             "the function forwards to (default: %(default)s)")
+    parser.add_argument("--accelerator-instance-type", default="", metavar="TYPE",
+                        help="endpoint instance type for --backend gpu (ml.g4dn.*, ml.g5.*, ml.g6.*; default "
+                             "ml.g4dn.xlarge) or inferentia (ml.inf2.*; default ml.inf2.xlarge)")
+    parser.add_argument("--sagemaker-wheels", default=None, metavar="download|none|DIR",
+                        help="wheels vendored into model.tar.gz (the endpoint has no network): 'download' (default "
+                             "on AWS), a folder of wheels, or 'none' (default with --local: records only)")
     parser.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
                         help="extra template parameter, repeatable (e.g. MemorySize=3008, AuthMode=IAM)")
     parser.add_argument("--image", type=Path, help="image for the smoke test (default: a generated demo scene)")
@@ -68,7 +83,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-lint", action="store_true", help="skip cfn-lint")
     parser.add_argument("--delete", action="store_true",
                         help="delete the stack (with --local also stop the local AWS, leaving no process)")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the stack (default 1800)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds to wait for the stack (default 1800; 3600 with an accelerator backend)")
     return parser.parse_args(argv)
 
 
@@ -249,6 +265,56 @@ def lint(templates: list[Path]) -> None:
     say(f"  cfn-lint: {len(templates)} template(s) clean" + (" (warnings above)" if result.returncode else ""))
 
 
+def accelerator_parameters(*, backend: str, instance_type: str) -> dict[str, str]:
+    """Template parameters for the backend; an instance type of the wrong family is a usage error.
+
+    Example:
+        >>> accelerator_parameters(backend="gpu", instance_type="ml.g5.xlarge")
+        {'AcceleratorInstanceType': 'ml.g5.xlarge'}
+        >>> accelerator_parameters(backend="inferentia", instance_type="")
+        {}
+    """
+    if not instance_type:
+        return {}
+    if backend == "lambda":
+        raise DeployError("--accelerator-instance-type needs --backend gpu or --backend inferentia")
+    if not instance_type.startswith(INSTANCE_PREFIXES[backend]):
+        raise DeployError(f"--accelerator-instance-type {instance_type} does not fit --backend {backend}: use "
+                          f"{' / '.join(p + '*' for p in INSTANCE_PREFIXES[backend])}")
+    return {"AcceleratorInstanceType": instance_type}
+
+
+def wheels_choice(value: str | None, *, local: bool) -> str | Path | None:
+    """build_model_archive's ``wheels``: 'download', a folder, or None (no vendored wheels).
+
+    Example:
+        >>> wheels_choice(None, local=True) is None, wheels_choice(None, local=False)
+        (True, 'download')
+    """
+    if value is None:
+        return None if local else "download"
+    if value == "none":
+        return None
+    if value == "download":
+        return value
+    folder = Path(value)
+    if not folder.is_dir():
+        raise DeployError(f"--sagemaker-wheels {value}: not a folder (use download, none or a folder of wheels)")
+    return folder
+
+
+def build_sagemaker_archive(*, bundle_dir: Path, backend: str, wheels: str | Path | None) -> Path:
+    """The SageMaker model.tar.gz for the bundle (model, manifest, our entry point and the detection code)."""
+    from sagemaker_entry.package import PackagingError, build_model_archive
+
+    out = REPO_ROOT / ".cache" / "deploy" / "sagemaker" / f"{bundle_dir.name}-{sha12(bundle_dir)}" / backend / \
+        "model.tar.gz"
+    try:
+        return build_model_archive(bundle_dir, backend, out, wheels=wheels)
+    except PackagingError as error:
+        raise DeployError(f"building the {backend} model.tar.gz failed: {error}") from error
+
+
 def parse_parameters(pairs: list[str]) -> dict[str, str]:
     """``["A=1", "B=x=y"]`` -> ``{"A": "1", "B": "x=y"}``."""
     parameters = {}
@@ -312,7 +378,10 @@ def run(args: argparse.Namespace) -> int:
         say(f"  local AWS: {target.local.endpoint} (HTTP APIs on {target.local.api_endpoint}, "
             f"log {target.local.log_file})")
     region = target.region
-    parameters = parse_parameters(args.parameter)
+    accelerated = args.backend != "lambda"
+    parameters = {**accelerator_parameters(backend=args.backend, instance_type=args.accelerator_instance_type),
+                  **parse_parameters(args.parameter)}
+    wheels = wheels_choice(args.sagemaker_wheels, local=kind == "local") if accelerated else None
 
     say("[2/6] building the Lambda package")
     zip_path = build_zip(arch="local" if kind == "local" else args.arch)
@@ -334,10 +403,18 @@ def run(args: argparse.Namespace) -> int:
     say(f"  code:  s3://{bucket}/{code_key}")
     if bundle.startswith("s3://"):
         model_uri = bundle
+        if accelerated:
+            say(f"  model bundle is on S3: expecting its SageMaker artefact at {model_uri}{args.backend}/model.tar.gz "
+                f"(python -m sagemaker_entry package --target {args.backend})")
     else:
         bundle_dir = Path(bundle)
-        model_uri = upload_bundle(s3, bundle_dir=bundle_dir, bucket=bucket,
-                                  prefix=f"{KEY_PREFIX}/models/{bundle_dir.name}-{sha12(bundle_dir)}/")
+        model_prefix = f"{KEY_PREFIX}/models/{bundle_dir.name}-{sha12(bundle_dir)}/"
+        model_uri = upload_bundle(s3, bundle_dir=bundle_dir, bucket=bucket, prefix=model_prefix)
+        if accelerated:
+            archive = build_sagemaker_archive(bundle_dir=bundle_dir, backend=args.backend, wheels=wheels)
+            upload_file(s3, path=archive, bucket=bucket, key=f"{model_prefix}{args.backend}/model.tar.gz")
+            say(f"  {args.backend} artefact: {model_uri}{args.backend}/model.tar.gz "
+                f"({archive.stat().st_size / 1e6:.1f} MB, wheels: {wheels or 'none'})")
     say(f"  model: {model_uri}")
     templates_prefix = f"{KEY_PREFIX}/templates/{sha12(REPO_ROOT / 'infra')}/"
     for path in INFRA_TEMPLATES:
@@ -347,18 +424,24 @@ def run(args: argparse.Namespace) -> int:
     stack_parameters = {"ModelS3Uri": model_uri, "CodeS3Bucket": bucket, "CodeS3Key": code_key,
                         "Backend": args.backend, "Architecture": args.arch, "TemplatesS3Bucket": bucket,
                         "TemplatesS3KeyPrefix": templates_prefix, **parameters}
+    timeout_s = args.timeout or (3600 if accelerated else 1800)
     result = deploy(target.client("cloudformation"), stack_name=args.stack_name,
                     template_body=TEMPLATE.read_text(), parameters=stack_parameters, say=say,
-                    timeout_s=args.timeout, poll_s=1 if kind == "local" else 5)
+                    timeout_s=timeout_s, poll_s=1 if kind == "local" else 5)
     api_url = result.outputs.get("ApiUrl")
     if not api_url:
         raise DeployError(f"stack {args.stack_name} has no ApiUrl output (outputs: {result.outputs})")
     url = target.reachable_api_url(api_url)
     say(f"  ApiUrl: {url}" + (f"   (on AWS this would be {api_url})" if target.local else ""))
     say(f"  FunctionName: {result.outputs.get('FunctionName')}")
+    if accelerated:
+        say(f"  EndpointName: {result.outputs.get('EndpointName')}")
 
     if args.no_smoke:
         say("[6/6] smoke test skipped (--no-smoke)")
+    elif accelerated and target.local is not None:
+        say(f"[6/6] smoke test skipped: the local AWS keeps the {args.backend} endpoint as records only (no endpoint "
+            f"runs offline); deploy to AWS to call it")
     else:
         say(f"[6/6] POST {url}/detect")
         image = args.image.read_bytes() if args.image else sample_image()
@@ -366,8 +449,12 @@ def run(args: argparse.Namespace) -> int:
         if status != 200:
             raise DeployError(f"POST {url}/detect answered {status}: {json.dumps(body)[:500]}")
         print_detections(body)
-    say(f"done in {time.monotonic() - started:.0f} s. Try:\n"
-        f"  curl -s -X POST --data-binary @photo.jpg -H 'content-type: image/jpeg' {url}/detect")
+    if accelerated and target.local is not None:
+        say(f"done in {time.monotonic() - started:.0f} s (records only: stack, nested {args.backend} stack and "
+            f"SageMaker endpoint records are in the local AWS; no endpoint serves requests)")
+    else:
+        say(f"done in {time.monotonic() - started:.0f} s. Try:\n"
+            f"  curl -s -X POST --data-binary @photo.jpg -H 'content-type: image/jpeg' {url}/detect")
     if target.local is not None:
         say(f"  (the local AWS keeps running; stop it with ./deploy.sh --local --delete)\n"
             f"  eval \"$(.venv/bin/python -m localaws env)\"   # then boto3 / aws CLI talk to it")

@@ -67,3 +67,59 @@ def test_help_documents_every_flag_and_env_var(capsys):
                  "--image", "--no-smoke", "--no-lint", "--stack-name", "--arch", "--backend", "--timeout",
                  "AWS_PROFILE", "DEPLOY_STACK_NAME", "DEPLOY_BUCKET", "MODEL_BUNDLE", "LOCALAWS_HOME"):
         assert word in text
+
+
+@pytest.mark.parametrize("backend, instance_type, expected", [
+    ("gpu", "", {}),
+    ("inferentia", "", {}),
+    ("lambda", "", {}),
+    ("gpu", "ml.g4dn.2xlarge", {"AcceleratorInstanceType": "ml.g4dn.2xlarge"}),
+    ("gpu", "ml.g5.xlarge", {"AcceleratorInstanceType": "ml.g5.xlarge"}),
+    ("gpu", "ml.g6.xlarge", {"AcceleratorInstanceType": "ml.g6.xlarge"}),
+    ("inferentia", "ml.inf2.8xlarge", {"AcceleratorInstanceType": "ml.inf2.8xlarge"}),
+])
+def test_accelerator_parameters(backend, instance_type, expected):
+    assert cli.accelerator_parameters(backend=backend, instance_type=instance_type) == expected
+
+
+@pytest.mark.parametrize("backend, instance_type, message", [
+    ("gpu", "ml.inf2.xlarge", "does not fit --backend gpu"),
+    ("inferentia", "ml.g5.xlarge", "does not fit --backend inferentia"),
+    ("inferentia", "inf2.xlarge", "ml.inf2.\\*"),
+    ("lambda", "ml.g5.xlarge", "needs --backend gpu or --backend inferentia"),
+])
+def test_accelerator_parameters_reject_the_wrong_family(backend, instance_type, message):
+    with pytest.raises(DeployError, match=message):
+        cli.accelerator_parameters(backend=backend, instance_type=instance_type)
+
+
+def test_accelerator_flags_in_help_match_the_template(capsys):
+    from tests.unit.infra.cfn_view import load_template
+
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--help"])
+    text = capsys.readouterr().out
+    for word in ("--accelerator-instance-type", "--sagemaker-wheels", "gpu", "inferentia", "records only"):
+        assert word in text
+    # every instance type the template offers passes the deployer's own family check for its backend
+    template = load_template(cli.TEMPLATE)
+    offered = [v for v in template["Parameters"]["AcceleratorInstanceType"]["AllowedValues"] if v]
+    for value in offered:
+        backend = "inferentia" if value.startswith("ml.inf2.") else "gpu"
+        assert cli.accelerator_parameters(backend=backend, instance_type=value) == {"AcceleratorInstanceType": value}
+
+
+@pytest.mark.parametrize("value, local, expected", [
+    (None, True, None),
+    (None, False, "download"),
+    ("none", False, None),
+    ("download", True, "download"),
+])
+def test_wheels_choice(value, local, expected):
+    assert cli.wheels_choice(value, local=local) == expected
+
+
+def test_wheels_choice_folder_must_exist(tmp_path):
+    assert cli.wheels_choice(str(tmp_path), local=True) == tmp_path
+    with pytest.raises(DeployError, match="not a folder"):
+        cli.wheels_choice(str(tmp_path / "missing"), local=True)
