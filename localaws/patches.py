@@ -34,7 +34,7 @@ Fixes (names are the keys of ``FIXES``):
 Example:
     >>> from localaws import patches
     >>> sorted(patches.FIXES)[:2]
-    ['apigatewayv2_resources', 'change_set_outputs']
+    ['apigatewayv2_resources', 'applicationautoscaling_resources']
 """
 
 from __future__ import annotations
