@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,8 @@ def load_checkpoint(path: str | Path, *, arch: str | None = None, trust: bool = 
     try:
         data = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
+        if not zipfile.is_zipfile(path):
+            raise ExportError(f"checkpoint {path} is not a torch.save file") from None
         raise ExportError(f"checkpoint {path} holds objects beyond plain tensors/dicts/lists "
                           f"({str(exc).splitlines()[0][:120]}); save plain types or pass --trust-checkpoint "
                           "if you made this file") from None

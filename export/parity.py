@@ -55,7 +55,7 @@ def pick_threshold(scores: Sequence[float], *, base: float, min_detections: int)
     ``min_detections``-th and ``2 * min_detections``-th best scores.
 
     Example:
-        >>> pick_threshold([0.9, 0.8, 0.3, 0.29], base=0.5, min_detections=2)
+        >>> pick_threshold([0.9, 0.8, 0.3, 0.29], base=0.95, min_detections=2)
         0.55
     """
     ordered = sorted(scores, reverse=True)

@@ -1,0 +1,92 @@
+"""Matching and thresholds of the parity gate, and the torch reference against the Lambda's NumPy code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from detection.bundle import InputSpec, parse_manifest
+from detection.preprocess import preprocess
+from export.parity import Tolerances, iou, match_detections, pick_threshold
+from export.reference import reference_preprocess
+
+
+@dataclass
+class Det:
+    class_id: int
+    score: float
+    box: tuple
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ((0, 0, 10, 10), (0, 0, 10, 10), 1.0), ((0, 0, 10, 10), (10, 10, 20, 20), 0.0),
+    ((0, 0, 10, 10), (0, 0, 10, 5), 0.5), ((0, 0, 0, 0), (0, 0, 0, 0), 0.0),
+])
+def test_iou(a, b, expected):
+    assert iou(a, b) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("scores, base, expected", [
+    ([], 0.5, 0.5),
+    ([0.9] * 12, 0.5, 0.5),                        # enough confident detections: the manifest's threshold
+    ([0.9, 0.8, 0.3, 0.29], 0.95, 0.55),           # widest gap after the 2nd
+    ([0.4, 0.3], 0.5, 0.15),                       # fewer than wanted: keep them all
+])
+def test_pick_threshold(scores, base, expected):
+    assert pick_threshold(scores, base=base, min_detections=2) == pytest.approx(expected)
+
+
+A = Det(1, 0.80, (10, 10, 50, 50))
+B = Det(2, 0.60, (60, 60, 90, 90))
+TOL = Tolerances()
+
+
+@pytest.mark.parametrize("reference, candidate, passed, problems", [
+    ([], [], True, 0),
+    ([A, B], [B, A], True, 0),                                                  # order does not matter
+    ([A], [Det(1, 0.80005, (10, 10, 50, 50.1))], True, 0),                      # within tolerance
+    ([A], [Det(1, 0.8003, (10, 10, 50, 50))], False, 1),                        # score off by 3e-4
+    ([A], [Det(1, 0.80, (10, 10, 50, 52))], False, 2),                          # IoU 0.95: both sides unmatched
+    ([A], [Det(2, 0.80, (10, 10, 50, 50))], False, 2),                          # other class: both unmatched
+    ([A, B], [A], False, 1),                                                    # ONNX lost one
+    ([A], [A, B], False, 1),                                                    # ONNX invented one
+    ([A, Det(2, 0.30002, (1, 1, 5, 5))], [A], True, 0),                         # at the threshold: borderline
+])
+def test_match_detections(reference, candidate, passed, problems):
+    verdict = match_detections(reference, candidate, threshold=0.3, tolerances=TOL)
+    assert verdict["passed"] is passed
+    assert verdict["problem_count"] == problems
+
+
+def test_match_counts_borderline():
+    verdict = match_detections([A, Det(2, 0.30002, (1, 1, 5, 5))], [A], threshold=0.3, tolerances=TOL)
+    assert (verdict["matched"], verdict["borderline"]) == (1, 1)
+
+
+PRESETS = {
+    "dfine": {"resize": "stretch", "antialias": True, "scale": 1 / 255},
+    "retinanet": {"resize": "letterbox", "antialias": False, "pad_position": "bottom_right",
+                  "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+    "icevision": {"resize": "letterbox", "antialias": False, "pad_position": "center",
+                  "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+    "nearest-bgr": {"resize": "letterbox", "interpolation": "nearest", "channel_order": "BGR", "pad_value": 0.5},
+}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("shape", [(120, 160), (300, 100), (64, 64), (700, 900)])
+def test_reference_agrees_with_lambda_numpy(preset, shape):
+    """Two independent implementations of the manifest semantics (torch here, NumPy in the Lambda)."""
+    rng = np.random.default_rng(sum(shape))
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    manifest = parse_manifest({"format_version": 1, "name": "t", "input": {"name": "x", "height": 96, "width": 128},
+                               "preprocessing": PRESETS[preset],
+                               "output": {"format": "detr", "logits": "l", "boxes": "b"}})
+    expected, geometry = preprocess(image, spec=manifest.preprocessing, input_spec=InputSpec("x", 96, 128))
+    actual, reference_geometry = reference_preprocess(image, preprocessing=PRESETS[preset], height=96, width=128)
+    assert (reference_geometry.pad_x, reference_geometry.pad_y) == (geometry.pad_x, geometry.pad_y)
+    assert (reference_geometry.resized_width, reference_geometry.resized_height) == (
+        geometry.resized_width, geometry.resized_height)
+    assert np.abs(actual.numpy() - expected).max() < 1e-4
