@@ -1,0 +1,59 @@
+"""Pre-optimized models (``optimize_for_serving``): used only when the sidecar vouches for them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from detection.session import create_session, optimize_for_serving, optimized_paths, pre_optimized
+from tests.support.known_answer import build_known_answer_bundle
+
+
+@pytest.fixture()
+def bundle(tmp_path):
+    return build_known_answer_bundle(tmp_path / "bundle", height=32, width=48)
+
+
+def _tensor():
+    tensor = np.zeros((1, 3, 32, 48), np.float32)
+    tensor[:, :, 8:20, 10:30] = 1.0
+    return tensor
+
+
+def test_optimized_model_is_written_used_and_gives_the_same_outputs(bundle):
+    optimized = optimize_for_serving(bundle.root)
+    assert optimized == optimized_paths(bundle.model_path)[0] and optimized.stat().st_size > 0
+    assert pre_optimized(bundle.model_path, sha256=bundle.manifest.model_sha256) == optimized
+    session = create_session(bundle.model_path, threads=1, sha256=bundle.manifest.model_sha256)
+    assert session._model_path == str(optimized)
+    plain = create_session(bundle.model_path, threads=1, sha256="0" * 64)  # stale digest: falls back
+    assert plain._model_path == str(bundle.model_path)
+    feed = {"images": _tensor()}
+    for got, expected in zip(session.run(None, feed), plain.run(None, feed)):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("spoil", ["no sidecar", "bad json", "other version", "other machine", "other model",
+                                   "no optimized file"])
+def test_anything_doubtful_falls_back_to_model_onnx(bundle, spoil):
+    optimized = optimize_for_serving(bundle.model_path)
+    sidecar = optimized_paths(bundle.model_path)[1]
+    stamp = json.loads(sidecar.read_text())
+    if spoil == "no sidecar":
+        sidecar.unlink()
+    elif spoil == "bad json":
+        sidecar.write_text("{not json")
+    elif spoil == "no optimized file":
+        optimized.unlink()
+    else:
+        key = {"other version": "onnxruntime", "other machine": "machine", "other model": "source_sha256"}[spoil]
+        sidecar.write_text(json.dumps({**stamp, key: "something else"}))
+    assert pre_optimized(bundle.model_path) is None
+    assert create_session(bundle.model_path, threads=1)._model_path == str(bundle.model_path)
+
+
+def test_optimize_for_serving_names_a_missing_model(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model.onnx"):
+        optimize_for_serving(tmp_path)
