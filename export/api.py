@@ -79,6 +79,8 @@ def bundle_name(arch: str, weights: str) -> str:
         tag = "random"
     else:
         tag = Path(weights.rstrip("/")).stem or "custom"
+    if arch in (None, "auto"):
+        return re.sub(r"[^a-z0-9._-]+", "-", tag.lower()).strip("-")
     return re.sub(r"[^a-z0-9._-]+", "-", f"{arch}-{tag}".lower()).strip("-")
 
 

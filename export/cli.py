@@ -31,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="exit status: 0 ok, 2 bad input, 3 parity gate failed, 4 upload failed",
     )
-    parser.add_argument("--arch", required=True,
-                        help=f"one of {', '.join(sorted(archs.ARCHS))}, or 'onnx' (bring your own, with --onnx)")
+    parser.add_argument("--arch",
+                        help=f"one of {', '.join(sorted(archs.ARCHS))}, or 'onnx' (bring your own, with --onnx); "
+                             "optional with a train/ checkpoint, which records it")
     parser.add_argument("--weights", default="default",
                         help="'default' (published COCO weights; needs network), 'none' (random init), a train/ "
                              "checkpoint file, or (D-FINE) a Hugging Face hub id / save_pretrained directory")
@@ -76,11 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     from .images import load_parity_images
 
     try:
+        if args.arch is None and not (args.weights not in ("default", "none") and Path(args.weights).is_file()):
+            raise ExportError("--arch is required (unless --weights is a train/ checkpoint that records it)")
+        arch = args.arch or "auto"
         out = args.out or Path("dist/bundles") / (args.name or (
-            Path(args.onnx).stem if args.arch == "onnx" and args.onnx else bundle_name(args.arch, args.weights)))
+            Path(args.onnx).stem if arch == "onnx" and args.onnx else bundle_name(arch, args.weights)))
         images = load_parity_images(args.parity_images) if args.parity_images else None
         bundle = export_bundle(
-            args.arch, args.weights, out, input_size=args.input_size, classes=args.classes, parity_images=images,
+            arch, args.weights, out, input_size=args.input_size, classes=args.classes, parity_images=images,
             preprocessing=args.preprocessing, name=args.name, score_threshold=args.score_threshold,
             tolerances=Tolerances(score=args.score_tolerance, iou=args.iou_tolerance), seed=args.seed,
             trust_checkpoint=args.trust_checkpoint, onnx_path=args.onnx, preset=args.preset, outputs=args.outputs,
