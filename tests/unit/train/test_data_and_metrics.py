@@ -1,0 +1,136 @@
+"""Training samples are the served tensors; augmentations keep boxes on their objects; COCO metrics; demo data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from detection.bundle import parse_manifest
+from detection.preprocess import preprocess
+from train.data import AugmentConfig, DetectionSamples, augment, letterbox_sample, make_target
+from train.datasets import ImageRecord, ObjectBox, load_voc
+from train.demo_data import CLASSES, generate_dataset
+from train.metrics import coco_metrics, format_table
+from train.models import preprocessing_for
+from train.predict import serving_manifest
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    generate_dataset(root, num_images=6, seed=5, min_size=96, max_size=160)
+    return root
+
+
+def test_demo_data_is_deterministic_and_parseable(demo_root, tmp_path):
+    again = generate_dataset(tmp_path, num_images=6, seed=5, min_size=96, max_size=160)
+    for name in ("scene_00003.jpg",):
+        assert (demo_root / "images" / name).read_bytes() == (tmp_path / "images" / name).read_bytes()
+    dataset = load_voc(demo_root, classes=list(CLASSES))
+    assert len(dataset.records) == 6 and sum(again["objects"].values()) == sum(dataset.class_counts().values())
+    assert dataset.report.dropped == 0
+
+
+@pytest.mark.parametrize("arch", ["retinanet_resnet18_fpn", "dfine-n"])
+def test_training_tensor_is_exactly_the_served_tensor(demo_root, arch):
+    """Without augmentation, a sample is bit-identical to what the Lambda feeds the bundle."""
+    dataset = load_voc(demo_root)
+    samples = DetectionSamples(dataset.records, classes=dataset.classes, family="retinanet" if "retina" in arch
+                               else "dfine", preprocessing=preprocessing_for(arch), input_size=(96, 128), train=False)
+    tensor, target, _ = samples[2]
+    manifest = serving_manifest(arch=arch, input_size=(96, 128))
+    from PIL import Image
+
+    image = np.asarray(Image.open(dataset.records[2].path).convert("RGB"))
+    served, _ = preprocess(image, spec=manifest.preprocessing, input_spec=manifest.input)
+    assert torch.equal(tensor, torch.from_numpy(served[0]))
+
+
+def test_letterbox_maps_boxes_like_geometry():
+    manifest = serving_manifest(arch="retinanet_resnet18_fpn", input_size=(64, 64))
+    image = np.zeros((50, 100, 3), np.uint8)
+    _, boxes = letterbox_sample(image, np.array([[10, 5, 60, 45]]), spec=manifest.preprocessing,
+                                input_spec=manifest.input)
+    # scale 64/100 = 0.64, image placed at the top-left (bottom/right padding)
+    assert np.allclose(boxes, [[6.4, 3.2, 38.4, 28.8]], atol=1e-5)
+
+
+def test_dfine_targets_are_normalized_cxcywh():
+    target = make_target(np.array([[0, 0, 50, 20]]), np.array([2]), family="dfine", input_size=(100, 200))
+    assert target["class_labels"].tolist() == [2]
+    assert torch.allclose(target["boxes"], torch.tensor([[0.125, 0.1, 0.25, 0.2]]))
+
+
+def _paint(image, box, value):
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    image[y1:y2, x1:x2] = value
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_augment_keeps_boxes_on_their_objects(seed):
+    """Paint an object, augment, and check the box still frames the painted pixels."""
+    image = np.full((120, 160, 3), 30, np.uint8)
+    box = (40.0, 30.0, 100.0, 90.0)
+    _paint(image, box, 250)
+    config = AugmentConfig(flip=0.5, crop=1.0, min_crop=0.7, brightness=0, contrast=0, saturation=0)
+    out, boxes, labels = augment(image, np.array([box]), np.array([1]), rng=np.random.default_rng(seed),
+                                 config=config)
+    bright = np.argwhere(out[..., 0] > 128)
+    if len(boxes) == 0:  # cropped away (< 40 % visible)
+        assert bright.size == 0 or len(bright) < 0.4 * 60 * 60
+        return
+    (y1, x1), (y2, x2) = bright.min(axis=0), bright.max(axis=0) + 1
+    assert labels.tolist() == [1]
+    assert np.allclose(boxes[0], [x1, y1, x2, y2], atol=1.0)
+
+
+def test_augment_with_no_objects():
+    out, boxes, labels = augment(np.zeros((20, 30, 3), np.uint8), np.zeros((0, 4)), np.zeros(0, np.int64),
+                                 rng=np.random.default_rng(0))
+    assert boxes.shape == (0, 4) and labels.shape == (0,) and out.dtype == np.uint8
+
+
+def test_serving_manifest_passes_the_lambda_validator():
+    for arch in ("retinanet_resnet50_fpn", "retinanet_mobilenet_v3_fpn", "dfine-n"):
+        manifest = serving_manifest(arch=arch, input_size=(320, 320))
+        assert parse_manifest(manifest.to_dict()) == manifest
+
+
+# ---------------------------------------------------------------- metrics
+
+
+RECORDS = [
+    ImageRecord(1, Path("a.jpg"), 200, 200, (ObjectBox("cat", (10, 10, 110, 110)), ObjectBox("dog", (120, 120, 190, 190)))),
+    ImageRecord(2, Path("b.jpg"), 200, 200, (ObjectBox("cat", (50, 50, 150, 150)),)),
+    ImageRecord(3, Path("c.jpg"), 200, 200, ()),
+]
+
+
+def test_perfect_detections_score_one():
+    dets = {r.image_id: [{"label": o.label, "score": 0.9, "box": list(o.box)} for o in r.objects] for r in RECORDS}
+    report = coco_metrics(RECORDS, ["cat", "dog"], dets)
+    assert report["AP"] == pytest.approx(1.0) and report["AP50"] == pytest.approx(1.0)
+    assert report["AR100"] == pytest.approx(1.0)
+    assert report["AP_small"] == -1.0  # no small objects to measure
+    assert report["per_class"]["dog"]["AP"] == pytest.approx(1.0)
+
+
+def test_wrong_label_and_shifted_box_lower_the_score():
+    dets = {1: [{"label": "dog", "score": 0.9, "box": [10, 10, 110, 110]},          # wrong class
+                {"label": "dog", "score": 0.8, "box": [120, 120, 190, 190]}],
+            2: [{"label": "cat", "score": 0.9, "box": [80, 80, 180, 180]}],          # IoU ~0.32
+            3: [{"label": "unknown-class", "score": 0.99, "box": [0, 0, 10, 10]}]}  # ignored by name
+    report = coco_metrics(RECORDS, ["cat", "dog"], dets)
+    assert report["per_class"]["cat"]["AP50"] == pytest.approx(0.0)
+    assert report["per_class"]["dog"]["AP50"] == pytest.approx(0.5, abs=0.01)
+    assert 0 < report["AP50"] < 0.5
+    assert "cat" in format_table(report)
+
+
+@pytest.mark.parametrize("dets", [{}, {1: []}])
+def test_no_detections_is_zero_not_an_error(dets):
+    report = coco_metrics(RECORDS, ["cat", "dog"], dets)
+    assert report["AP"] == 0.0 and report["per_class"]["cat"]["AP50"] == 0.0

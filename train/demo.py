@@ -1,0 +1,135 @@
+"""A real trained detector, offline: the demo dataset + the small RetinaNet, trained once and cached.
+
+``ensure_demo_checkpoint()`` generates the seeded demo dataset and trains ``DEMO_RECIPE`` the first time, then
+returns the cached checkpoint. The cache folder is keyed by a hash of the recipe (dataset parameters, training
+config, torch/torchvision versions), so changing the recipe retrains instead of serving a stale model.
+``ensure_demo_bundle()`` exports that checkpoint with ``export.api.export_bundle`` (parity gate on demo
+images) and caches the bundle next to it. Concurrent callers (parallel tests, deploy.sh) serialize on a
+file lock; a half-written result is never picked up (``done.json`` is written last).
+
+Cache root: ``cache_dir`` argument, else ``$SERVERLESS_DETECTION_CACHE``, else
+``~/.cache/serverless-detection``.
+
+Example:
+    >>> # checkpoint = ensure_demo_checkpoint()        # minutes the first time, instant afterwards
+    >>> # bundle_dir = ensure_demo_bundle()            # -> detection.pipeline.Detector.from_uri(bundle_dir)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+DEMO_DATASET = {"num_images": 300, "seed": 0, "min_size": 320, "max_size": 480}
+DEMO_RECIPE = {
+    "arch": "retinanet_mobilenet_v3_fpn",
+    "input_size": [256, 256],
+    "epochs": 15,
+    "batch_size": 8,
+    "lr": 2e-3,
+    "seed": 0,
+    "val_fraction": 0.2,
+    "model_kwargs": {"fpn_channels": 48},
+}
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    if cache_dir:
+        return Path(cache_dir)
+    env = os.environ.get("SERVERLESS_DETECTION_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "serverless-detection"
+
+
+def recipe_key(dataset: dict | None = None, recipe: dict | None = None) -> str:
+    """12 hex chars identifying what would be trained (changes when anything that matters changes)."""
+    import torch
+    import torchvision
+
+    payload = {"dataset": dataset or DEMO_DATASET, "recipe": recipe or DEMO_RECIPE,
+               "torch": torch.__version__, "torchvision": torchvision.__version__, "format": 1}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def demo_dir(cache_dir: str | os.PathLike | None = None, *, dataset: dict | None = None,
+             recipe: dict | None = None) -> Path:
+    return cache_root(cache_dir) / "demo-detector" / recipe_key(dataset, recipe)
+
+
+def ensure_demo_dataset(cache_dir: str | os.PathLike | None = None, *, dataset: dict | None = None) -> Path:
+    """The demo VOC dataset (generated once per parameter set)."""
+    from .demo_data import generate_dataset
+
+    params = dataset or DEMO_DATASET
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    root = cache_root(cache_dir) / "demo-data" / key
+    with _locked(root.parent / f"{key}.lock"):
+        if not (root / "done.json").is_file():
+            summary = generate_dataset(root, **params)
+            (root / "done.json").write_text(json.dumps(summary))
+    return root
+
+
+def ensure_demo_checkpoint(cache_dir: str | os.PathLike | None = None, *, dataset: dict | None = None,
+                           recipe: dict | None = None, progress: bool = False,
+                           log: Callable[[str], None] = print) -> Path:
+    """The trained demo checkpoint (``checkpoint.pt``), training it first if this recipe has no cached one."""
+    from .engine import TrainConfig, fit
+
+    params = dict(recipe or DEMO_RECIPE)
+    root = demo_dir(cache_dir, dataset=dataset, recipe=recipe)
+    checkpoint = root / "checkpoint.pt"
+    with _locked(root.parent / f"{root.name}.lock"):
+        if (root / "done.json").is_file() and checkpoint.is_file():
+            return checkpoint
+        data = ensure_demo_dataset(cache_dir, dataset=dataset)
+        log(f"training the demo detector ({params['arch']}, {params['epochs']} epochs) into {root}; "
+            "this happens once per recipe")
+        started = time.perf_counter()
+        config = TrainConfig(data=str(data), out=str(root), progress=progress, resume=True,
+                             input_size=tuple(params.pop("input_size")), **params)
+        fit(config, log=log)
+        history = json.loads((root / "history.json").read_text())
+        (root / "done.json").write_text(json.dumps({
+            "recipe": recipe or DEMO_RECIPE, "dataset": str(data), "seconds": round(time.perf_counter() - started, 1),
+            "final": history[-1] if history else None}, indent=1))
+    return checkpoint
+
+
+def ensure_demo_bundle(cache_dir: str | os.PathLike | None = None, *, dataset: dict | None = None,
+                       recipe: dict | None = None, log: Callable[[str], None] = print) -> Path:
+    """The demo checkpoint exported to a verified bundle directory (``export.api.export_bundle``)."""
+    try:
+        from export.api import export_bundle
+        from export.images import ParityImage
+    except ImportError as exc:
+        raise RuntimeError(f"export/ is not importable ({exc}); cannot build the demo bundle") from None
+    checkpoint = ensure_demo_checkpoint(cache_dir, dataset=dataset, recipe=recipe, log=log)
+    out = checkpoint.parent / "bundle"
+    with _locked(checkpoint.parent.parent / f"{checkpoint.parent.name}.bundle.lock"):
+        done = checkpoint.parent / "bundle.done"
+        if (out / "model.json").is_file() and done.is_file():
+            return out
+        data = ensure_demo_dataset(cache_dir, dataset=dataset)
+        scenes = sorted((data / "images").glob("*.jpg"))[-4:]  # demo scenes: the detector finds objects there
+        images = [ParityImage(path.name, path.read_bytes()) for path in scenes]
+        export_bundle("auto", weights=str(checkpoint), out_dir=out, name="demo-retinanet", parity_images=images,
+                      progress=log)
+        done.write_text("ok\n")
+    return out

@@ -1,0 +1,322 @@
+"""The training loop: data -> model -> AdamW + warmup/cosine -> per-epoch COCO eval -> checkpoint + plot.
+
+Example:
+    >>> # fit(TrainConfig(data="data/fridge", arch="retinanet_resnet18_fpn", epochs=20, out="runs/fridge"))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint, transfer_weights
+from .data import DetectionSamples, collate, load_rgb
+from .datasets import Dataset, load_dataset, split_records
+from .metrics import coco_metrics, format_table
+from .models import (DFINE_HUB_IDS, ModelError, arch_spec, build_dfine, build_model, model_kwargs_for,
+                     output_format_for, preprocessing_for)
+from .predict import detections_as_dicts, serving_manifest, torch_detect
+
+CHECKPOINT_NAME = "checkpoint.pt"
+BEST_NAME = "best.pt"
+PLOT_NAME = "training.png"
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    arch: str = "retinanet_resnet18_fpn"
+    weights: str = "none"
+    out: str = "runs/train"
+    input_size: tuple[int, int] | None = None
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float | None = None
+    weight_decay: float = 1e-4
+    warmup_iters: int = 100
+    val_fraction: float = 0.2
+    seed: int = 0
+    classes: list[str] | None = None
+    images_dir: str | None = None
+    workers: int = 0
+    threads: int | None = None
+    resume: bool = False
+    eval_every: int = 1
+    max_train_images: int | None = None
+    model_kwargs: dict = field(default_factory=dict)
+    progress: bool = True
+
+    def resolved_input_size(self) -> tuple[int, int]:
+        size = self.input_size or arch_spec(self.arch).default_input_size
+        return int(size[0]), int(size[1])
+
+    def resolved_lr(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 1e-3 if arch_spec(self.arch).family == "retinanet" else 2e-4
+
+
+def recipe(config: TrainConfig) -> dict:
+    """What determines the trained weights (for cache keys and the checkpoint); excludes paths and I/O knobs."""
+    data = asdict(config)
+    for key in ("data", "out", "resume", "workers", "threads", "progress", "images_dir"):
+        data.pop(key)
+    data["input_size"] = list(config.resolved_input_size())
+    data["lr"] = config.resolved_lr()
+    return data
+
+
+# ---------------------------------------------------------------- initial weights
+
+
+def initial_model(config: TrainConfig, classes: list[str]) -> tuple[torch.nn.Module, str]:
+    """Build the model for ``--weights none|default|PATH|hub id``; returns the model and a note on the source."""
+    weights, arch, num = config.weights, config.arch, len(classes)
+    family = arch_spec(arch).family
+    if weights in ("none", "default"):
+        return build_model(arch, num_classes=num, model_kwargs=config.model_kwargs, weights=weights,
+                           class_names=classes), weights
+    path = Path(weights)
+    if path.is_dir():
+        if family != "dfine":
+            raise ModelError(f"--weights {weights} is a directory; RetinaNet takes a .pt/.pth file")
+        return build_dfine(arch, num_classes=num, hub_id=str(path), class_names=classes), f"local:{path}"
+    if path.is_file():
+        data = torch.load(path, map_location="cpu", weights_only=False)
+        if isinstance(data, dict) and "state_dict" in data and "arch" in data:
+            if data["arch"] != arch:
+                raise ModelError(f"--weights {weights} is a {data['arch']} checkpoint, not {arch}; pass --arch {data['arch']}")
+            kwargs = dict(data.get("model_kwargs") or {})
+            if family == "dfine":
+                kwargs["config"] = {**kwargs["config"], "num_labels": num}
+            model = build_model(arch, num_classes=num, model_kwargs=kwargs, class_names=classes)
+            state = data["state_dict"]
+        else:
+            model = build_model(arch, num_classes=num, model_kwargs=config.model_kwargs, class_names=classes)
+            state = data.get("model", data) if isinstance(data, dict) else data
+            if not isinstance(state, dict):
+                raise ModelError(f"--weights {weights} holds no state dict")
+        copied, total = transfer_weights(model, state)
+        if copied == 0:
+            raise ModelError(f"--weights {weights}: no tensor matches {arch} by name and shape")
+        return model, f"{path} ({copied}/{total} tensors)"
+    if family == "dfine" and "/" in weights and not weights.startswith((".", "/")):
+        return build_dfine(arch, num_classes=num, hub_id=weights, class_names=classes), weights
+    hint = f" or a hub id like {DFINE_HUB_IDS['n']}" if family == "dfine" else ""
+    raise ModelError(f"--weights {weights!r}: not none, default, an existing file{hint}")
+
+
+# ---------------------------------------------------------------- schedule, loss, eval
+
+
+def lr_factor(step: int, *, total: int, warmup: int) -> float:
+    """Linear warmup to 1, then cosine down to 0.05.
+
+    Example:
+        >>> [round(lr_factor(s, total=100, warmup=10), 2) for s in (0, 10, 100)]
+        [0.1, 1.0, 0.05]
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def compute_loss(model, batch: torch.Tensor, targets: list[dict], *, family: str) -> tuple[torch.Tensor, dict]:
+    if family == "retinanet":
+        parts = model(batch, targets)
+        return sum(parts.values()), {k: float(v.detach()) for k, v in parts.items()}
+    out = model(pixel_values=batch, labels=targets)
+    parts = {k: float(v.detach()) for k, v in (getattr(out, "loss_dict", None) or {}).items()}
+    return out.loss, parts
+
+
+def evaluate_model(model, records, *, classes: list[str], arch: str, input_size, preprocessing: dict,
+                   batch_size: int = 8) -> dict:
+    """COCO metrics of ``model`` on ``records``, through the served preprocessing/postprocessing."""
+    manifest = serving_manifest(arch=arch, input_size=input_size, preprocessing=preprocessing)
+    class_map = dict(enumerate(classes))
+    was_training = model.training
+    model.eval()
+    detections = {}
+    for start in range(0, len(records), batch_size):
+        chunk = records[start:start + batch_size]
+        images = [load_rgb(r.path) for r in chunk]
+        for record, dets in zip(chunk, torch_detect(model, images, arch=arch, manifest=manifest, class_map=class_map)):
+            detections[record.image_id] = detections_as_dicts(dets)
+    model.train(was_training)
+    return coco_metrics(records, classes, detections)
+
+
+# ---------------------------------------------------------------- plot
+
+
+def plot_history(history: list[dict], path: str | os.PathLike) -> Path:
+    """Loss (left axis) and mAP / mAP50 (right axis) per epoch as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(epochs, [h["loss"] for h in history], "o-", color="tab:red", label="train loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax2 = ax.twinx()
+    evaluated = [h for h in history if h.get("AP50") is not None]
+    ax2.plot([h["epoch"] for h in evaluated], [h["AP50"] for h in evaluated], "s-", color="tab:blue", label="mAP50")
+    ax2.plot([h["epoch"] for h in evaluated], [h["AP"] for h in evaluated], "^-", color="tab:green", label="mAP")
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("val mAP")
+    lines = ax.get_lines() + ax2.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+    ax.set_title("training")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+# ---------------------------------------------------------------- fit
+
+
+def _progress(iterable, *, enabled: bool, **kwargs):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, **kwargs)
+
+
+def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[str], None] = print) -> Path:
+    """Train; returns the path of the last checkpoint (``out/checkpoint.pt``; ``out/best.pt`` = best mAP50)."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = dataset or load_dataset(config.data, classes=config.classes, images_dir=config.images_dir)
+    for warning in dataset.report.warnings[:5]:
+        log(f"warning: {warning}")
+    classes = dataset.classes
+    train_records, val_records = split_records(dataset.records, val_fraction=config.val_fraction, seed=config.seed)
+    if config.max_train_images:
+        train_records = train_records[:config.max_train_images]
+    if not train_records:
+        raise ModelError("no training images after the split; add images or lower --val-fraction")
+    family = arch_spec(config.arch).family
+    input_size = config.resolved_input_size()
+    preprocessing = preprocessing_for(config.arch)
+
+    resume_from = out / CHECKPOINT_NAME
+    state = load_checkpoint(resume_from) if config.resume and resume_from.is_file() else None
+    if config.resume and state is None:
+        log(f"--resume: no {resume_from} yet, starting fresh")
+    if state is not None:
+        if [state["class_map"][i] for i in sorted(state["class_map"])] != classes or state["arch"] != config.arch:
+            raise ModelError(f"--resume: {resume_from} was trained with {state['arch']} on classes "
+                             f"{list(state['class_map'].values())}; use another --out")
+        model = build_model(config.arch, num_classes=len(classes), model_kwargs=state["model_kwargs"], class_names=classes)
+        model.load_state_dict(state["state_dict"])
+        source = f"resumed from {resume_from} (epoch {state['epoch']})"
+    else:
+        model, source = initial_model(config, classes)
+    model.train()
+    log(f"{config.arch} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params, weights: {source}); "
+        f"{len(train_records)} train / {len(val_records)} val images, classes {classes}, input {input_size}")
+
+    train_set = DetectionSamples(train_records, classes=classes, family=family, preprocessing=preprocessing,
+                                 input_size=input_size, train=True, seed=config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch_size, shuffle=True, collate_fn=collate,
+                                         num_workers=config.workers, generator=generator, drop_last=len(train_set) > config.batch_size)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.resolved_lr(), weight_decay=config.weight_decay)
+    total_steps = config.epochs * len(loader)
+    warmup = min(config.warmup_iters, max(1, total_steps // 5))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total=total_steps, warmup=warmup))
+    history: list[dict] = []
+    start_epoch = 1
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = list(state.get("history", []))
+        start_epoch = int(state["epoch"]) + 1
+        generator.manual_seed(config.seed + start_epoch)
+    best = max((h["AP50"] for h in history if h.get("AP50") is not None), default=-1.0)
+    model_kwargs = model_kwargs_for(config.arch, model, config.model_kwargs)
+    started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
+    last = out / CHECKPOINT_NAME
+    last_metrics = state.get("metrics") if state is not None else None
+    for epoch in range(start_epoch, config.epochs + 1):
+        train_set.epoch = epoch
+        generator.manual_seed(config.seed + epoch)
+        model.train()
+        losses, epoch_start = [], time.perf_counter()
+        bar = _progress(loader, enabled=config.progress, desc=f"epoch {epoch}/{config.epochs}", leave=False)
+        for batch, targets, _ in bar:
+            loss, _parts = compute_loss(model, batch, targets, family=family)
+            if not torch.isfinite(loss):
+                raise ModelError(f"loss became {float(loss)} at epoch {epoch}; lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 10.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss))
+            if config.progress:
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        entry = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
+                 "train_s": round(time.perf_counter() - epoch_start, 1), "AP": None, "AP50": None}
+        metrics = None
+        if val_records and (epoch % config.eval_every == 0 or epoch == config.epochs):
+            metrics = evaluate_model(model, val_records, classes=classes, arch=config.arch, input_size=input_size,
+                                     preprocessing=preprocessing, batch_size=config.batch_size)
+            entry.update(AP=metrics["AP"], AP50=metrics["AP50"], AP75=metrics["AP75"])
+            last_metrics = metrics
+        entry["elapsed_s"] = round(time.perf_counter() - started, 1)
+        history.append(entry)
+        ap = f"  val mAP {entry['AP']:.3f}  mAP50 {entry['AP50']:.3f}" if entry["AP50"] is not None else ""
+        log(f"epoch {epoch}/{config.epochs}  loss {entry['loss']:.4f}{ap}  ({entry['train_s']} s train, "
+            f"{entry['elapsed_s']} s total)")
+        payload = {
+            "arch": config.arch, "num_classes": len(classes), "class_map": dict(enumerate(classes)),
+            "input_size": list(input_size), "preprocessing": preprocessing,
+            "output_format": output_format_for(config.arch), "model_kwargs": model_kwargs,
+            "state_dict": model.state_dict(), "epoch": epoch, "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "history": history, "recipe": recipe(config),
+            "metrics": metrics, "weights_source": source, "versions": _versions(),
+            "split": {"seed": config.seed, "val_fraction": config.val_fraction,
+                      "val_images": [str(r.path) for r in val_records]},
+        }
+        save_checkpoint(last, payload)
+        if entry["AP50"] is not None and entry["AP50"] > best:
+            best = entry["AP50"]
+            save_checkpoint(out / BEST_NAME, payload)
+        plot_history(history, out / PLOT_NAME)
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+    if last_metrics:
+        log(format_table(last_metrics, title=f"val metrics after epoch {history[-1]['epoch']}"))
+    return last
+
+
+def _versions() -> dict:
+    import torchvision
+
+    versions = {"torch": torch.__version__, "torchvision": torchvision.__version__}
+    try:
+        import transformers
+
+        versions["transformers"] = transformers.__version__
+    except ImportError:  # optional for RetinaNet-only installs
+        pass
+    return versions

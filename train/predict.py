@@ -1,0 +1,76 @@
+"""Run a PyTorch detector exactly like the Lambda runs its bundle: same NumPy preprocessing, same postprocessing.
+
+``torch_detect`` feeds the network the tensor ``detection.preprocess.preprocess`` makes and hands the raw
+outputs to ``detection.postprocess.postprocess`` with the manifest the checkpoint implies
+(``serving_manifest``). So checkpoint-vs-bundle differences can only come from the graph itself.
+
+Example:
+    >>> m = serving_manifest(arch="retinanet_resnet18_fpn", input_size=(320, 320))
+    >>> m.output.format, m.preprocessing.resize
+    ('boxes_scores_labels', 'letterbox')
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from detection.bundle import Manifest, parse_manifest
+from detection.postprocess import Detection, postprocess
+from detection.preprocess import preprocess
+
+from .models import arch_spec, output_format_for, preprocessing_for
+
+EVAL_SCORE_THRESHOLD = 0.05  # torchvision's RetinaNet default; low enough for COCO AP
+EVAL_MAX_DETECTIONS = 100  # COCO AR100 / AP use at most 100 per image
+
+
+def serving_manifest(*, arch: str, input_size: Sequence[int], preprocessing: dict | None = None,
+                     output_format: str | None = None, name: str = "checkpoint",
+                     score_threshold: float = 0.5, max_detections: int = 100, top_k: int = 300) -> Manifest:
+    """The manifest a bundle exported from this checkpoint declares (validated by the Lambda's own parser)."""
+    fmt = output_format or output_format_for(arch)
+    output = ({"format": fmt, "boxes": "boxes", "scores": "scores", "labels": "labels"} if fmt != "detr"
+              else {"format": "detr", "logits": "logits", "boxes": "pred_boxes", "top_k": top_k})
+    return parse_manifest({
+        "format_version": 1, "name": name,
+        "input": {"name": "images" if fmt != "detr" else "pixel_values",
+                  "height": int(input_size[0]), "width": int(input_size[1])},
+        "preprocessing": preprocessing or preprocessing_for(arch),
+        "output": output,
+        "labels": {"offset": 0, "background_id": None},
+        "score_threshold": score_threshold, "max_detections": max_detections,
+        "provenance": {"architecture": arch},
+    })
+
+
+def raw_outputs(model: torch.nn.Module, batch: torch.Tensor, *, family: str) -> list[dict[str, np.ndarray]]:
+    """Per image, the outputs an exported graph would give (names as in ``serving_manifest``)."""
+    with torch.inference_mode():
+        if family == "retinanet":
+            results = model(batch)
+            return [{"boxes": r["boxes"].numpy(), "scores": r["scores"].numpy(), "labels": r["labels"].numpy()}
+                    for r in results]
+        out = model(pixel_values=batch)
+        return [{"logits": out.logits[i:i + 1].numpy(), "pred_boxes": out.pred_boxes[i:i + 1].numpy()}
+                for i in range(batch.shape[0])]
+
+
+def torch_detect(model: torch.nn.Module, images: Sequence[np.ndarray], *, arch: str, manifest: Manifest,
+                 class_map: dict[int, str], score_threshold: float = EVAL_SCORE_THRESHOLD,
+                 max_detections: int = EVAL_MAX_DETECTIONS) -> list[list[Detection]]:
+    """Detections (original-image pixels) for a batch of RGB uint8 images; ``model`` must be in eval mode."""
+    prepared = [preprocess(image, spec=manifest.preprocessing, input_spec=manifest.input) for image in images]
+    if not prepared:
+        return []
+    batch = torch.from_numpy(np.concatenate([tensor for tensor, _ in prepared]))
+    outputs = raw_outputs(model, batch, family=arch_spec(arch).family)
+    return [postprocess(out, manifest=manifest, geometry=geometry, class_map=class_map,
+                        score_threshold=score_threshold, max_detections=max_detections)
+            for out, (_, geometry) in zip(outputs, prepared)]
+
+
+def detections_as_dicts(detections: Sequence[Detection]) -> list[dict]:
+    return [{"label": d.label, "score": d.score, "box": list(d.box)} for d in detections]
