@@ -48,13 +48,22 @@ def goals_table(results: dict) -> list[str]:
         key = model["model"]
         critical = key.startswith("dfine-s") or key.startswith("retinanet")
         if critical:
-            lines.append(goal_line(f"{key}: ORT speed-up over PyTorch eager (x)",
+            lines.append(goal_line(f"{key}: ORT speed-up over PyTorch eager, 2 threads (x)",
                                    model["ratios"]["ort_over_eager_speedup"], *GOALS["ort_over_eager_speedup"]))
+            lines.append(goal_line(f"{key}: ORT speed-up over PyTorch eager, 1 thread (x)",
+                                   model["ratios"].get("ort_over_eager_speedup_1thread"),
+                                   *GOALS["ort_over_eager_speedup"]))
         if key.startswith("dfine-s@640") or not any(m["model"].startswith("dfine-s@640") for m in results["models"]):
-            lines.append(goal_line(f"{key}: handler on 1080p JPEG / bare session.run (x)",
+            lines.append(goal_line(f"{key}: handler on 1080p JPEG / bare session.run, 2 threads (x)",
                                    model["ratios"]["handler_1080p_over_session_run"],
                                    *GOALS["handler_1080p_over_session_run"]))
-            lines.append(goal_line(f"{key}: cold start, imports + session + first run (s)",
+            lines.append(goal_line(f"{key}: handler on 1080p JPEG / bare session.run, 1 thread (x)",
+                                   model["ratios"].get("handler_1080p_over_session_run_1thread"),
+                                   *GOALS["handler_1080p_over_session_run"]))
+            lines.append(goal_line(f"{key}: cold start, imports + session + first run, plain model.onnx (s)",
+                                   model.get("cold_start_plain", {}).get("median", {})
+                                   .get("imports_plus_session_plus_first_run_s"), *GOALS["cold_start_s"]))
+            lines.append(goal_line(f"{key}: cold start, imports + session + first run, pre-optimized (s)",
                                    model["cold_start"]["median"]["imports_plus_session_plus_first_run_s"],
                                    *GOALS["cold_start_s"]))
             lines.append(goal_line(f"{key}: cost per million images at best memory size, arm64 (USD)",
@@ -94,16 +103,28 @@ def markdown(results: dict, *, chart_name: str | None) -> str:
         "with bare `session.run` in a clean `python -I -S` process whose import path is only the built package "
         "(torch absent). Ratios are medians of per-iteration ratios.",
         "",
-        "| model | PyTorch eager | ORT session.run | ORT speed-up | handler 1080p | handler 4K | "
-        "1080p / run | 4K / run |",
-        "|---|---|---|---|---|---|---|---|",
+        "### PyTorch eager vs bare ONNX Runtime (same weights, same tensor, one process)",
+        "",
+        "| model | threads | PyTorch eager | ORT session.run | ORT speed-up | max abs output diff |",
+        "|---|---|---|---|---|---|",
     ]
     for model in results["models"]:
-        e, h = model["eager_vs_ort"], model["handler"]
-        out.append(f"| {model['model']} | {_p(e.get('eager'))} | {_p(h['session_run'])} | "
-                   f"{_fmt(e.get('ort_over_eager_speedup'))}x | {_p(h.get('handler_1080p'))} | "
+        e = model["eager_vs_ort"]
+        out.append(f"| {model['model']} | {e['ort_threads']} | {_p(e.get('eager'))} | {_p(e['session_run'])} | "
+                   f"{_fmt(e.get('ort_over_eager_speedup'))}x | {_fmt(e.get('max_abs_output_diff'), 7)} |")
+        if e.get("eager_1thread"):
+            out.append(f"| {model['model']} | 1 | {_p(e.get('eager_1thread'))} | {_p(e.get('session_run_1thread'))} | "
+                       f"{_fmt(e.get('ort_over_eager_speedup_1thread'))}x | |")
+    out += ["", "### Lambda handler vs bare session.run (built package, clean process)", "",
+            "| model | threads | ORT session.run | handler 1080p | handler 4K | 1080p / run | 4K / run |",
+            "|---|---|---|---|---|---|---|"]
+    for model in results["models"]:
+        h, one = model["handler"], model["one_vcpu"]
+        out.append(f"| {model['model']} | {h['threads']} | {_p(h['session_run'])} | {_p(h.get('handler_1080p'))} | "
                    f"{_p(h.get('handler_4k'))} | {_fmt(h.get('handler_1080p_over_session_run'), 3)}x | "
                    f"{_fmt(h.get('handler_4k_over_session_run'), 3)}x |")
+        out.append(f"| {model['model']} | 1 | {_p(one['session_run'])} | {_p(one['handler_1080p'])} | | "
+                   f"{_fmt(one.get('handler_1080p_over_session_run'), 3)}x | |")
     out += ["", "## Handler breakdown (ms, p50 of the handler's own timings_ms)", "",
             "`preprocess` is resize + normalize + pad fused into one write into the input tensor; "
             "`event_and_response` is what the handler spends outside `timings_ms.total` (base64, JSON log).", "",
@@ -118,13 +139,20 @@ def markdown(results: dict, *, chart_name: str | None) -> str:
                            f"{b['inference']:.1f} | {b['postprocess']:.1f} | {b['event_and_response']:.1f} | "
                            f"{h[f'handler_{label}']['p50_ms']:.1f} |")
     out += ["", "## Cold start (s, median of fresh processes; model already in /tmp)", "",
-            "| model | numpy | Pillow | onnxruntime | detection | imports | bundle + session | first 1080p invoke "
-            "| imports + session + first run | process wall |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "`plain`: the bundle as exported; `optimized`: with `model.optimized.onnx` from "
+            "`detection.session.optimize_for_serving` (runs alternate).", "",
+            "| model | bundle | numpy | Pillow | onnxruntime | detection | imports | bundle + session | "
+            "first 1080p invoke | imports + session + first run | process wall |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for model in results["models"]:
-        c = model["cold_start"]["median"]
-        out.append(f"| {model['model']} | {c['numpy_s']:.3f} | {c['pillow_s']:.3f} | {c['onnxruntime_s']:.3f} | "
-                   f"{c['detection_s']:.3f} | {c['imports_s']:.3f} | {c['init_s']:.3f} | {c['first_invoke_s']:.3f} "
-                   f"| {c['imports_plus_session_plus_first_run_s']:.3f} | {c['process_wall_s']:.3f} |")
+        for variant, key in (("plain", "cold_start_plain"), ("optimized", "cold_start")):
+            if key not in model:
+                continue
+            c = model[key]["median"]
+            out.append(f"| {model['model']} | {variant} | {c['numpy_s']:.3f} | {c['pillow_s']:.3f} | "
+                       f"{c['onnxruntime_s']:.3f} | {c['detection_s']:.3f} | {c['imports_s']:.3f} | {c['init_s']:.3f} | "
+                       f"{c['first_invoke_s']:.3f} | {c['imports_plus_session_plus_first_run_s']:.3f} | "
+                       f"{c['process_wall_s']:.3f} |")
     out += ["", "## Package size (MiB; the model is not in the package: it comes from MODEL_URI)", "",
             "| build | zipped | unzipped | within 50 / 150 MiB |", "|---|---|---|---|"]
     for arch, size in results.get("packages", {}).items():

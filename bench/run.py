@@ -76,29 +76,42 @@ def eager_vs_ort(spec: ModelSpec, bundle_dir: Path, image_path: Path, config: Be
         return result
     import torch
 
-    torch.set_num_threads(result["ort_threads"])
     example = torch.from_numpy(tensor)
     with torch.inference_mode():
         eager_out = module(example)
         ort_out = session.run(None, feed)
         first = eager_out[0] if isinstance(eager_out, (tuple, list)) else eager_out
         result["max_abs_output_diff"] = float(np.abs(first.numpy() - ort_out[0]).max())
-        eager_s, ort_s = [], []
-        start = time.perf_counter()
-        for i in range(config.warmup + config.runs):
-            t0 = time.perf_counter()
-            module(example)
-            t1 = time.perf_counter()
-            session.run(None, feed)
-            t2 = time.perf_counter()
-            if i >= config.warmup:
-                eager_s.append(t1 - t0)
-                ort_s.append(t2 - t1)
-                if len(ort_s) >= config.min_runs and time.perf_counter() - start > config.budget_s:
-                    break
-    result.update(torch_threads=torch.get_num_threads(), eager=summary(eager_s), session_run=summary(ort_s),
-                  ort_over_eager_speedup=paired_ratio(eager_s, ort_s))
+        torch.set_num_threads(result["ort_threads"])
+        eager_s, ort_s = _alternate(lambda: module(example), lambda: session.run(None, feed), config,
+                                    runs=config.runs, budget_s=config.budget_s)
+        # one thread each (a 1-vCPU Lambda); fewer runs: it is the slow half
+        single = ort_session.create_session(bundle.model_path, threads=1)
+        torch.set_num_threads(1)
+        eager_1, ort_1 = _alternate(lambda: module(example), lambda: single.run(None, feed), config,
+                                    runs=max(config.min_runs, config.runs // 2), budget_s=config.budget_s / 2)
+    result.update(torch_threads=result["ort_threads"], eager=summary(eager_s), session_run=summary(ort_s),
+                  ort_over_eager_speedup=paired_ratio(eager_s, ort_s), eager_1thread=summary(eager_1),
+                  session_run_1thread=summary(ort_1), ort_over_eager_speedup_1thread=paired_ratio(eager_1, ort_1))
     return result
+
+
+def _alternate(first, second, config: BenchConfig, *, runs: int, budget_s: float) -> tuple[list[float], list[float]]:
+    """Time ``first`` and ``second`` alternately (who goes first flips each iteration) after warm-up."""
+    a_s, b_s = [], []
+    start = time.perf_counter()
+    for i in range(config.warmup + runs):
+        pair = [(first, a_s), (second, b_s)]
+        for call, samples in (pair if i % 2 == 0 else pair[::-1]):
+            t0 = time.perf_counter()
+            call()
+            if i >= config.warmup:
+                samples.append(time.perf_counter() - t0)
+        if i < config.warmup:
+            start = time.perf_counter()
+        elif len(a_s) >= config.min_runs and time.perf_counter() - start > budget_s:
+            break
+    return a_s, b_s
 
 
 def _loop(call, config: BenchConfig) -> list[float]:
@@ -115,13 +128,23 @@ def _loop(call, config: BenchConfig) -> list[float]:
 
 # ---------------------------------------------------------------- the built package in a clean process
 
-def model_in_tmp(bundle_dir: Path, config: BenchConfig) -> Path:
-    """A copy of the bundle under /tmp (where the Lambda keeps it after the first download)."""
-    target = config.tmp_models / bundle_dir.name
+def model_in_tmp(bundle_dir: Path, config: BenchConfig, *, optimized: bool) -> Path:
+    """A copy of the bundle under /tmp (where the Lambda keeps it after the first download), with or without
+    ``model.optimized.onnx`` (``detection.session.optimize_for_serving``)."""
+    from detection.session import optimize_for_serving, optimized_paths, pre_optimized
+
+    target = config.tmp_models / (bundle_dir.name + ("-optimized" if optimized else ""))
     source_manifest = (bundle_dir / "model.json").read_text()
     if not (target / "model.json").exists() or (target / "model.json").read_text() != source_manifest:
         shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(bundle_dir, target)
+        target.mkdir(parents=True)
+        for name in ("model.json", "model.onnx", "class_map.json"):
+            shutil.copyfile(bundle_dir / name, target / name)
+    if optimized and pre_optimized(target / "model.onnx") is None:
+        optimize_for_serving(target)
+    if not optimized:
+        for path in optimized_paths(target / "model.onnx"):
+            path.unlink(missing_ok=True)
     return target
 
 
@@ -172,23 +195,31 @@ def one_vcpu_duration(package_dir: Path, model_dir: Path, images: dict[str, Path
     warm = run_worker(mode="warm", package_dir=package_dir, model_dir=model_dir, images={"1080p": images["1080p"]},
                       env={"ORT_THREADS": "1"}, warmup=1, runs=config.one_thread_runs, floor_image="1080p",
                       budget_s=config.budget_s / 2, min_runs=min(3, config.one_thread_runs))
-    return {"session_run": summary(warm["samples"]["session_run"]),
-            "handler_1080p": summary(warm["samples"]["handler_1080p"])}
+    samples = warm["samples"]
+    return {"session_run": summary(samples["session_run"]), "handler_1080p": summary(samples["handler_1080p"]),
+            "handler_1080p_over_session_run": paired_ratio(samples["handler_1080p"], samples["session_run"])}
 
 
-def cold_starts(package_dir: Path, model_dir: Path, images: dict[str, Path], config: BenchConfig) -> dict:
-    """Fresh processes: interpreter start, imports, bundle read + session creation, first 1080p invoke."""
-    runs = []
+COLD_KEYS = ("imports_s", "numpy_s", "pillow_s", "onnxruntime_s", "detection_s", "init_s", "first_invoke_s",
+             "since_process_start_s", "process_wall_s")
+
+
+def cold_starts(package_dir: Path, model_dirs: dict[str, Path], images: dict[str, Path], config: BenchConfig) -> dict:
+    """Fresh processes, alternating between the bundle variants in ``model_dirs`` (plain / pre-optimized):
+    interpreter start, imports, bundle read + session creation, first 1080p invoke."""
+    runs: dict[str, list[dict]] = {name: [] for name in model_dirs}
     for _ in range(config.cold_starts):
-        result = run_worker(mode="cold", package_dir=package_dir, model_dir=model_dir, images=images,
-                            cold_image="1080p")
-        runs.append(result)
-    keys = ("imports_s", "numpy_s", "pillow_s", "onnxruntime_s", "detection_s", "init_s", "first_invoke_s",
-            "since_process_start_s", "process_wall_s")
-    median = {key: round(float(np.median([r[key] for r in runs])), 3) for key in keys}
-    median["imports_plus_session_plus_first_run_s"] = round(median["imports_s"] + median["init_s"]
-                                                            + median["first_invoke_s"], 3)
-    return {"runs": len(runs), "median": median}
+        for name, model_dir in model_dirs.items():
+            runs[name].append(run_worker(mode="cold", package_dir=package_dir, model_dir=model_dir, images=images,
+                                         cold_image="1080p"))
+    out = {}
+    for name, results in runs.items():
+        median = {key: round(float(np.median([r[key] for r in results])), 3) for key in COLD_KEYS}
+        median["imports_plus_session_plus_first_run_s"] = round(median["imports_s"] + median["init_s"]
+                                                                + median["first_invoke_s"], 3)
+        out[name] = {"runs": len(results), "median": median,
+                     "opened": sorted({Path(r["model_path"]).name for r in results})}
+    return out
 
 
 # ---------------------------------------------------------------- package sizes and cost
@@ -213,7 +244,8 @@ def package_sizes(arches: tuple[str, ...], config: BenchConfig) -> dict:
 def cost_table(*, one_vcpu_ms: float, two_vcpu_ms: float) -> list[dict]:
     rows = []
     for memory in prices.MEMORY_SIZES_MB:
-        duration = prices.duration_at(memory, one_vcpu_ms=one_vcpu_ms, two_vcpu_ms=two_vcpu_ms)
+        # on this oversubscribed host 2 threads can be slower than 1; a real 2-vCPU Lambda is not
+        duration = prices.duration_at(memory, one_vcpu_ms=one_vcpu_ms, two_vcpu_ms=min(one_vcpu_ms, two_vcpu_ms))
         rows.append({"memory_mb": memory, "vcpus": round(prices.vcpus(memory), 2), "duration_ms": round(duration, 1),
                      **{f"usd_per_million_{arch}": round(prices.cost_per_million(duration_ms=duration,
                                                                                 memory_mb=memory, arch=arch), 2)
@@ -239,13 +271,16 @@ def bench_model(spec: ModelSpec, *, package_dir: Path, images: dict[str, Path], 
                    "model_mib": round((bundle_dir / manifest.get("model_file", "model.onnx")).stat().st_size / 2**20, 2)}
     log(f"[{spec.key}] PyTorch eager vs ONNX Runtime ...")
     entry["eager_vs_ort"] = eager_vs_ort(spec, bundle_dir, images["1080p"], config)
-    model_dir = model_in_tmp(bundle_dir, config)
+    plain_dir = model_in_tmp(bundle_dir, config, optimized=False)
+    model_dir = model_in_tmp(bundle_dir, config, optimized=True)
     log(f"[{spec.key}] handler vs bare session.run in the built package ...")
     entry["handler"] = handler_vs_floor(package_dir, model_dir, images, config)
     log(f"[{spec.key}] one-vCPU duration ...")
     entry["one_vcpu"] = one_vcpu_duration(package_dir, model_dir, images, config)
-    log(f"[{spec.key}] cold starts ...")
-    entry["cold_start"] = cold_starts(package_dir, model_dir, images, config)
+    log(f"[{spec.key}] cold starts (plain and pre-optimized model, alternating) ...")
+    colds = cold_starts(package_dir, {"plain": plain_dir, "optimized": model_dir}, images, config)
+    entry["cold_start"] = colds["optimized"]
+    entry["cold_start_plain"] = colds["plain"]
     entry["cost"] = cost_table(one_vcpu_ms=entry["one_vcpu"]["handler_1080p"]["p50_ms"],
                                two_vcpu_ms=entry["handler"]["handler_1080p"]["p50_ms"])
     eager = entry["eager_vs_ort"]
@@ -253,6 +288,11 @@ def bench_model(spec: ModelSpec, *, package_dir: Path, images: dict[str, Path], 
         "ort_over_eager_speedup": eager.get("ort_over_eager_speedup"),
         "handler_1080p_over_session_run": entry["handler"].get("handler_1080p_over_session_run"),
         "handler_4k_over_session_run": entry["handler"].get("handler_4k_over_session_run"),
+        "handler_1080p_over_session_run_1thread": entry["one_vcpu"]["handler_1080p_over_session_run"],
+        "ort_over_eager_speedup_1thread": eager.get("ort_over_eager_speedup_1thread"),
+        "cold_start_plain_over_optimized": round(
+            colds["plain"]["median"]["imports_plus_session_plus_first_run_s"]
+            / colds["optimized"]["median"]["imports_plus_session_plus_first_run_s"], 3),
     }
     entry["best_cost"] = min(entry["cost"], key=lambda row: row["usd_per_million_arm64"])
     return entry

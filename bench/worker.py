@@ -14,7 +14,7 @@ PROCESS_T0 = time.perf_counter()  # before any other import: the cold-start cloc
 import base64  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
+import random  # noqa: E402
 import sys  # noqa: E402
 
 
@@ -58,6 +58,7 @@ def cold(config: dict) -> dict:
     events = _events(config["images"])
     first, body = _invoke(handler, events[config["cold_image"]])
     return {**imports, "init_s": t1 - t0, "first_invoke_s": first, "first_timings_ms": body["timings_ms"],
+            "model_path": handler.load_detector().session._model_path,
             "since_process_start_s": time.perf_counter() - PROCESS_T0}
 
 
@@ -81,21 +82,30 @@ def warm(config: dict) -> dict:
     session = detector.session
     samples: dict = {"session_run": [], **{f"handler_{label}": [] for label in events}}
     breakdown: dict = {label: [] for label in events}
+    steps = ["session_run", *events]
+    order = random.Random(0)
+    started = time.perf_counter()
     for i in range(config["warmup"] + config["runs"]):
-        start = time.perf_counter()
-        session.run(None, feed)
-        run_s = time.perf_counter() - start
+        order.shuffle(steps)  # no step always follows the same neighbour (caches, the host's other jobs)
         timed = {}
-        for label, event in events.items():
-            timed[label] = _invoke(handler, event)
+        for step in steps:
+            if step == "session_run":
+                start = time.perf_counter()
+                session.run(None, feed)
+                timed[step] = (time.perf_counter() - start, None)
+            else:
+                timed[step] = _invoke(handler, events[step])
         if i < config["warmup"]:
+            started = time.perf_counter()
             continue
-        samples["session_run"].append(run_s)
-        for label, (elapsed, body) in timed.items():
-            samples[f"handler_{label}"].append(elapsed)
-            breakdown[label].append(body["timings_ms"])
+        for step, (elapsed, body) in timed.items():
+            samples[step if step == "session_run" else f"handler_{step}"].append(elapsed)
+            if body is not None:
+                breakdown[step].append(body["timings_ms"])
+        if len(samples["session_run"]) >= config["min_runs"] and time.perf_counter() - started > config["budget_s"]:
+            break
     return {**imports, "samples": samples, "breakdown": breakdown, "threads": session.get_session_options()
-            .intra_op_num_threads, "tensor_shape": list(tensor.shape),
+            .intra_op_num_threads, "tensor_shape": list(tensor.shape), "model_path": session._model_path,
             "decoded_shape": {"floor": list(decoded.array.shape)}}
 
 

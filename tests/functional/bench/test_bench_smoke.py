@@ -52,6 +52,10 @@ def test_quick_run_results_have_every_figure(quick_run):
                                                               "total", "event_and_response"}
     for key in ("p50_ms", "p90_ms", "p99_ms"):
         assert handler["session_run"][key] > 0
+    assert model["cold_start"]["opened"] == ["model.optimized.onnx"]
+    assert model["cold_start_plain"]["opened"] == ["model.onnx"]
+    assert model["ratios"]["cold_start_plain_over_optimized"] > 0
+    assert model["one_vcpu"]["handler_1080p_over_session_run"] > 0
     cold = model["cold_start"]["median"]
     assert cold["imports_plus_session_plus_first_run_s"] > 0 and cold["process_wall_s"] >= cold["imports_s"]
     assert [row["memory_mb"] for row in model["cost"]] == [1024, 1769, 2048, 3008, 3538, 10240]
