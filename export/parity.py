@@ -195,11 +195,21 @@ def smoke_check(bundle: Bundle, images: Sequence[ParityImage], *, progress: Call
                 ) -> dict:
     """For a bring-your-own graph (no PyTorch model to compare): the bundle runs end to end on every image."""
     started = time.perf_counter()
-    detector = Detector(bundle)
     results = []
+    try:
+        detector = Detector(bundle)
+    except Exception as exc:  # onnxruntime raises its own exception types for unloadable graphs
+        raise ParityError(f"onnxruntime cannot load {bundle.model_path.name}: {str(exc).splitlines()[0][:300]}",
+                          report={"passed": False, "mode": "smoke"}) from None
     for image in images:
         array = decode_image(image.data).array
-        detections = onnx_detections(detector, array, threshold=bundle.manifest.score_threshold)
+        try:
+            detections = onnx_detections(detector, array, threshold=bundle.manifest.score_threshold)
+        except Exception as exc:
+            raise ParityError(f"the graph fails on {image.name} with the manifest's input and outputs: "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}; check --input-size, "
+                              "--outputs and --preset", report={"passed": False, "mode": "smoke",
+                                                                "images": results}) from None
         results.append({"image": image.name, "detections": len(detections)})
         if progress:
             progress(f"smoke check {image.name}: {len(detections)} detections")

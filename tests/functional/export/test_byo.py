@@ -103,3 +103,14 @@ def test_unknown_output_layout_is_a_clear_error(tmp_path):
     with pytest.raises(ExportError, match=r"cannot tell the output layout .* pass --outputs boxes=NAME"):
         export_bundle("onnx", out_dir=tmp_path / "out", onnx_path=path, classes="a,b", preset="torchvision",
                       parity_images=[])
+
+
+def test_graph_that_cannot_run_fails_the_smoke_check(icevision_artefacts, tmp_path, parity_images):
+    """Declared outputs swapped (labels read as boxes): the run fails, no manifest is left behind."""
+    from export.errors import ParityError
+
+    onnx_path, class_map_path = icevision_artefacts
+    with pytest.raises(ParityError, match="the graph fails on"):
+        export_bundle("onnx", out_dir=tmp_path, onnx_path=onnx_path, classes=str(class_map_path), preset="icevision",
+                      outputs="boxes=labels,scores=scores,labels=boxes", parity_images=parity_images[:1])
+    assert not (tmp_path / "model.json").exists() and (tmp_path / "parity_failed.json").exists()
