@@ -20,6 +20,33 @@ GOALS = {  # issue 7 goals: (figure, comparison, target)
 }
 
 
+# Each optimization measured before/after (A/B interleaved in one process, same inputs), kept only if it won.
+TUNING_LOG = [
+    "## Tuning log (A/B measurements, 2025-11-21, same shared 2-core host)",
+    "",
+    "| change | before | after | kept |",
+    "|---|---|---|---|",
+    "| antialiased resize as banded matrix products (8 outputs per band, single-threaded BLAS), gain folded "
+    "into the last pass, written straight into the padded NCHW tensor: 1080p -> 640x640 D-FINE preprocess "
+    "| 45.5 ms | 19.6 ms (2.3x; 4K 198 -> 79 ms; max diff 3e-7) | yes |",
+    "| same for non-antialiased bilinear (2 taps, RetinaNet letterbox) | 3.1 ms | 2.9 ms (1.05x, noise) "
+    "| no: gathers kept for 1-2 taps |",
+    "| OpenBLAS threads for those products | 124 ms (2 threads fighting the host's load) | 45 ms (1 thread) "
+    "| products kept under OpenBLAS's threading threshold |",
+    "| ORT session from `model.optimized.onnx` (extended fusions saved ahead, `all` at load), D-FINE-S 640 "
+    "| create 862 ms | 188 ms, outputs bit-identical, warm run 1.06x (noise) | yes (`optimize_for_serving`) |",
+    "| same saved in ORT format (.ort) | 862 ms | 192 ms but outputs differ by up to 1.2 | no |",
+    "| ORT thread spinning on | warm 900 ms | 1228 ms (1.33x slower on the oversubscribed host) | no |",
+    "| ORT CPU memory arena off | warm 900 ms | 1167 ms (1.24x slower) | no |",
+    "| INT8 static quantization (QDQ, per-channel, Conv/Gemm/MatMul, MinMax on 4 real photos), D-FINE-S 640 "
+    "| 654 ms | 469 ms (1.38x) but random-init outputs drift (box max diff 0.94 of 1.0) | not offered: "
+    "the AP-drop check needs a trained model |",
+    "",
+    "Profile of D-FINE-S 640 (ORT, 1 thread): Conv 57 %, Gemm 19 %, Concat 4.5 %, GridSample 4 %: the graph "
+    "is compute-bound, so session options cannot close the remaining gap to 2x over eager.",
+]
+
+
 def _fmt(value, digits: int = 2) -> str:
     if value is None:
         return "n/a"
@@ -179,6 +206,7 @@ def markdown(results: dict, *, chart_name: str | None) -> str:
             for row in model["cost"]) + " |")
     out.append("")
     out.append("Cells: estimated duration, then USD per million on x86_64 / arm64.")
+    out += ["", *TUNING_LOG]
     if chart_name:
         out += ["", f"![latency chart]({chart_name})"]
     out.append("")
