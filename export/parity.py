@@ -62,7 +62,8 @@ def pick_threshold(scores: Sequence[float], *, base: float, min_detections: int)
     if sum(s >= base for s in ordered) >= min_detections or not ordered:
         return base
     if len(ordered) <= min_detections:
-        return min(base, ordered[-1] / 2)
+        # all of them; a cut at the lowest score makes it borderline, as the graph's own floor may be near
+        return min(base, ordered[-1])
     stop = min(2 * min_detections, len(ordered) - 1)
     gaps = [(ordered[j - 1] - ordered[j], j) for j in range(min_detections, stop + 1)]
     _, j = max(gaps)

@@ -32,7 +32,7 @@ def test_iou(a, b, expected):
     ([], 0.5, 0.5),
     ([0.9] * 12, 0.5, 0.5),                        # enough confident detections: the manifest's threshold
     ([0.9, 0.8, 0.3, 0.29], 0.95, 0.55),           # widest gap after the 2nd
-    ([0.4, 0.3], 0.5, 0.15),                       # fewer than wanted: keep them all
+    ([0.4, 0.3], 0.5, 0.3),                        # fewer than wanted: keep them all
 ])
 def test_pick_threshold(scores, base, expected):
     assert pick_threshold(scores, base=base, min_detections=2) == pytest.approx(expected)
