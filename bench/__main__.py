@@ -7,6 +7,7 @@ them). ``--quick``: one small model, few runs, no cross-arch package builds (~1-
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dist", type=Path, default=DEFAULT_CACHE / "dist",
                         help="where the Lambda packages are built (default .cache/bench/dist)")
     parser.add_argument("--no-arch-packages", action="store_true", help="skip the x86_64/arm64 package builds")
+    parser.add_argument("--from-json", type=Path, help="only regenerate the Markdown and chart from a results JSON")
     return parser.parse_args(argv)
 
 
@@ -56,11 +58,23 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     return config
 
 
+def _load_results(path: Path) -> dict:
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"--from-json {path}: cannot read results ({exc})") from None
+    if not isinstance(results, dict) or "models" not in results:
+        raise BenchError(f"--from-json {path}: not a benchmark results file (no 'models')")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        config = config_from_args(args)
-        results = run_benchmark(config)
+        if args.from_json:
+            results = _load_results(args.from_json)
+        else:
+            results = run_benchmark(config_from_args(args))
     except BenchError as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return 1

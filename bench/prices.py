@@ -2,7 +2,9 @@
 
 Source: https://aws.amazon.com/lambda/pricing/ (US East (N. Virginia), on-demand, first pricing tier),
 and https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html (vCPUs scale with memory:
-one full vCPU at 1,769 MB, up to 6 at 10,240 MB). Read on 2025-11-21; check before quoting.
+one full vCPU at 1,769 MB, up to 6 at 10,240 MB). Checked 2026-11-21; check again before quoting.
+Init code outside the handler is billed as duration too (the pricing page says so), so cold starts cost money
+(not counted here: these are warm-invoke costs).
 
 Example:
     >>> round(cost_per_million(duration_ms=250.0, memory_mb=2048, arch="arm64"), 2)
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-PRICES_AS_OF = "2025-11-21"
+PRICES_AS_OF = "2026-11-21"
 PRICES_SOURCE = "https://aws.amazon.com/lambda/pricing/ (us-east-1, on-demand, first tier)"
 GB_SECOND_USD = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
 REQUEST_USD = 0.20 / 1_000_000

@@ -22,7 +22,7 @@ GOALS = {  # issue 7 goals: (figure, comparison, target)
 
 # Each optimization measured before/after (A/B interleaved in one process, same inputs), kept only if it won.
 TUNING_LOG = [
-    "## Tuning log (A/B measurements, 2025-11-21, same shared 2-core host)",
+    "## Tuning log (A/B measurements, 2026-11-21, same shared 2-core host)",
     "",
     "| change | before | after | kept |",
     "|---|---|---|---|",

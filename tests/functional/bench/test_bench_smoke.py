@@ -95,3 +95,10 @@ def test_bad_bundle_is_a_one_line_error(tmp_path, capsys):
                                                        (1.05, "<=", 1.08, "met"), (None, "<=", 1.0, "not measured")])
 def test_goal_line_status(value, op, target, status):
     assert goal_line("g", value, op, target).endswith(f"| {status} |")
+
+
+def test_reports_regenerate_from_json(quick_run, tmp_path):
+    _, out = quick_run
+    assert main(["--from-json", str(out / "benchmarks.json"), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "BENCHMARKS.md").read_text() == (out / "BENCHMARKS.md").read_text()
+    assert main(["--from-json", str(tmp_path / "missing.json"), "--out", str(tmp_path)]) == 1
