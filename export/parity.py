@@ -70,11 +70,31 @@ def pick_threshold(scores: Sequence[float], *, base: float, min_detections: int)
     return min(base, (ordered[j - 1] + ordered[j]) / 2)
 
 
-def match_detections(reference: Sequence, candidate: Sequence, *, threshold: float, tolerances: Tolerances) -> dict:
-    """Match two detection lists (objects with ``class_id``, ``score``, ``box``); return the image verdict."""
+def _suppression_is_borderline(det, others: Sequence, *, nms_iou: float, eps: float, tol: float,
+                               at_least: bool = False) -> bool:
+    """Is there a same-class, higher-scored detection in ``others`` whose IoU with ``det`` sits at the graph's
+    NMS threshold (``at_least``: at or above it), so float rounding may decide whether ``det`` survives?"""
+    for other in others:
+        if other.class_id != det.class_id or other.score < det.score - tol:
+            continue
+        overlap = iou(det.box, other.box)
+        if abs(overlap - nms_iou) <= eps or (at_least and overlap >= nms_iou - eps):
+            return True
+    return False
+
+
+def match_detections(reference: Sequence, candidate: Sequence, *, threshold: float, tolerances: Tolerances,
+                     nms_iou: float | None = None, nms_eps: float = 1e-3) -> dict:
+    """Match two detection lists (objects with ``class_id``, ``score``, ``box``); return the image verdict.
+
+    Unmatched detections are ``borderline`` (not failures) when their score is within the score tolerance
+    of ``threshold``, or, for graphs with NMS inside (``nms_iou``), when the box that suppressed them on the
+    other side overlaps them at the NMS threshold (within ``nms_eps``), and the boxes that such a survivor
+    suppresses in turn.
+    """
     free = set(range(len(candidate)))
-    score_deltas, ious, problems, borderline = [], [], [], 0
-    near_threshold = lambda d: abs(d.score - threshold) <= tolerances.score  # noqa: E731
+    score_deltas, ious, problems = [], [], []
+    lost_reference = []
     for det in reference:
         options = [(iou(det.box, candidate[j].box), j) for j in free if candidate[j].class_id == det.class_id]
         good = [(abs(det.score - candidate[j].score), -overlap, j) for overlap, j in options if overlap >= tolerances.iou]
@@ -86,18 +106,39 @@ def match_detections(reference: Sequence, candidate: Sequence, *, threshold: flo
             if delta > tolerances.score:
                 problems.append(f"class {det.class_id} score {det.score:.5f} vs {candidate[j].score:.5f}")
             continue
-        if near_threshold(det):
+        lost_reference.append((det, max(options, default=(0.0, None))[0]))
+    lost_candidate = [candidate[j] for j in sorted(free)]
+
+    def near_threshold(det) -> bool:
+        return abs(det.score - threshold) <= tolerances.score
+
+    def nms_flip(det, other_side) -> bool:
+        return nms_iou is not None and _suppression_is_borderline(
+            det, other_side, nms_iou=nms_iou, eps=nms_eps, tol=tolerances.score)
+
+    borderline_reference = [d for d, _ in lost_reference if near_threshold(d) or nms_flip(d, candidate)]
+    borderline_candidate = [d for d in lost_candidate if near_threshold(d) or nms_flip(d, reference)]
+
+    def cascade(det, other_lost) -> bool:  # suppressed on the other side by a survivor of a borderline flip
+        return nms_iou is not None and _suppression_is_borderline(
+            det, other_lost, nms_iou=nms_iou, eps=nms_eps, tol=tolerances.score, at_least=True)
+
+    borderline = len(borderline_reference) + len(borderline_candidate)
+    for det, best in lost_reference:
+        if det in borderline_reference:
+            continue
+        if cascade(det, borderline_candidate):
             borderline += 1
             continue
-        best = max(options, default=(0.0, None))
         problems.append(f"class {det.class_id} score {det.score:.4f} box {[round(v, 1) for v in det.box]} has no "
-                        f"ONNX match (best IoU {best[0]:.3f})")
-    for j in sorted(free):
-        if near_threshold(candidate[j]):
+                        f"ONNX match (best IoU {best:.3f})")
+    for det in lost_candidate:
+        if det in borderline_candidate:
+            continue
+        if cascade(det, borderline_reference):
             borderline += 1
-        else:
-            det = candidate[j]
-            problems.append(f"ONNX-only class {det.class_id} score {det.score:.4f} box {[round(v, 1) for v in det.box]}")
+            continue
+        problems.append(f"ONNX-only class {det.class_id} score {det.score:.4f} box {[round(v, 1) for v in det.box]}")
     return {
         "threshold": round(threshold, 6),
         "pytorch": len(reference),
@@ -160,7 +201,8 @@ def run_parity_gate(prepared, bundle: Bundle, images: Sequence[ParityImage], *,
                                    min_detections=tolerances.min_detections)
         reference = [d for d in reference if d.score >= threshold]
         candidate = onnx_detections(detector, array, threshold=threshold)
-        verdict = match_detections(reference, candidate, threshold=threshold, tolerances=tolerances)
+        verdict = match_detections(reference, candidate, threshold=threshold, tolerances=tolerances,
+                                   nms_iou=prepared.nms_iou)
         results.append({"image": image.name, "width": int(array.shape[1]), "height": int(array.shape[0]), **verdict})
         if progress:
             progress(f"parity {number}/{len(images)} {image.name}: {verdict['matched']}/{verdict['pytorch']} matched, "

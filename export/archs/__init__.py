@@ -33,6 +33,7 @@ class PreparedModel:
     weights: str                            # provenance: what --weights resolved to
     score_threshold: float = 0.5
     max_detections: int = 100
+    nms_iou: float | None = None            # IoU threshold of NMS inside the graph (parity: borderline flips)
     notes: dict[str, Any] = field(default_factory=dict)   # provenance extras (e.g. random-init tweaks)
 
 

@@ -151,5 +151,5 @@ def prepare(arch: str, *, weights: str = "default", classes: dict[int, str] | No
         output_names=("boxes", "scores", "labels"), input_size=(height, width), preprocessing=preprocessing,
         output={"format": "boxes_scores_labels", "boxes": "boxes", "scores": "scores", "labels": "labels"},
         labels=labels, class_map=class_map, weights=resolved,
-        score_threshold=0.5, max_detections=100, notes=notes,
+        score_threshold=0.5, max_detections=100, nms_iou=float(model.nms_thresh), notes=notes,
     )

@@ -90,3 +90,22 @@ def test_reference_agrees_with_lambda_numpy(preset, shape):
     assert (reference_geometry.resized_width, reference_geometry.resized_height) == (
         geometry.resized_width, geometry.resized_height)
     assert np.abs(actual.numpy() - expected).max() < 1e-4
+
+
+# Two same-class boxes overlapping at exactly IoU 0.5: NMS at 0.5 may keep or drop the weaker one.
+HIGH = Det(3, 0.54, (0, 0, 100, 20))
+AT_NMS = Det(3, 0.52, (0, 0, 100, 20 * 2 / 3 + 1e-6))     # IoU 0.6667 -> not at the threshold
+HALF = Det(3, 0.52, (0, 0, 100, 10))                      # IoU exactly 0.5 with HIGH
+CASCADE = Det(3, 0.51, (0, 2, 100, 11))                   # suppressed by HALF (IoU 0.8), not by HIGH (0.45)
+
+
+@pytest.mark.parametrize("reference, candidate, nms_iou, passed", [
+    ([HIGH, HALF], [HIGH], 0.5, True),                    # NMS flip at the threshold: borderline
+    ([HIGH, HALF], [HIGH], None, False),                  # no NMS in the graph: a real difference
+    ([HIGH, AT_NMS], [HIGH], 0.5, False),                 # clear overlap, not at the threshold
+    ([HIGH, HALF], [HIGH, CASCADE], 0.5, True),           # the flip's survivor suppressed another box
+    ([HIGH], [HIGH, CASCADE], 0.5, False),                # ... but not without the flip
+])
+def test_nms_borderline(reference, candidate, nms_iou, passed):
+    verdict = match_detections(reference, candidate, threshold=0.3, tolerances=TOL, nms_iou=nms_iou)
+    assert verdict["passed"] is passed, verdict
