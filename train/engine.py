@@ -298,6 +298,7 @@ def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[s
             "split": {"seed": config.seed, "val_fraction": config.val_fraction,
                       "val_images": [str(r.path) for r in val_records]},
         }
+        payload = plain(payload, keep=("state_dict", "optimizer"))
         save_checkpoint(last, payload)
         if entry["AP50"] is not None and entry["AP50"] > best:
             best = entry["AP50"]
@@ -309,14 +310,28 @@ def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[s
     return last
 
 
+def plain(value, *, keep: tuple[str, ...] = ()):
+    """Only types ``torch.load(weights_only=True)`` accepts (export loads checkpoints that way): numbers, strings,
+    lists, dicts, tensors; anything else (numpy scalars, version objects, paths) becomes a number or a string."""
+    if isinstance(value, dict):
+        return {k: (v if k in keep else plain(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
 def _versions() -> dict:
     import torchvision
 
-    versions = {"torch": torch.__version__, "torchvision": torchvision.__version__}
+    versions = {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)}
     try:
         import transformers
 
-        versions["transformers"] = transformers.__version__
+        versions["transformers"] = str(transformers.__version__)
     except ImportError:  # optional for RetinaNet-only installs
         pass
     return versions

@@ -1,0 +1,128 @@
+"""A CI-sized training run through the real CLI; resume; evaluation of checkpoint vs exported bundle."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from train.checkpoint import load_checkpoint, model_from_checkpoint
+from train.data import DetectionSamples, collate
+from train.datasets import load_voc, split_records
+from train.demo_data import generate_dataset
+from train.engine import compute_loss
+from train.models import build_model, preprocessing_for
+
+ARCH = "retinanet_mobilenet_v3_fpn"
+INPUT = 96
+KWARGS = {"fpn_channels": 32}
+pytestmark = pytest.mark.slow
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "train", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny-demo")
+    generate_dataset(root, num_images=30, seed=11, min_size=96, max_size=128, max_objects=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    proc = run_cli("fit", "--data", str(tiny_data), "--arch", ARCH, "--input-size", str(INPUT), "--epochs", "1",
+                   "--batch-size", "8", "--lr", "3e-3", "--model-kwargs", json.dumps(KWARGS), "--out", str(out),
+                   "--no-progress", "--threads", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_cli("fit", "--data", str(tiny_data), "--arch", ARCH, "--input-size", str(INPUT), "--epochs", "3",
+                   "--batch-size", "8", "--lr", "3e-3", "--model-kwargs", json.dumps(KWARGS), "--out", str(out),
+                   "--no-progress", "--threads", "2", "--resume")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "resumed from" in proc.stdout
+    return out
+
+
+def fixed_batch_loss(model, data: Path) -> float:
+    dataset = load_voc(data)
+    train, _ = split_records(dataset.records, val_fraction=0.2, seed=0)
+    samples = DetectionSamples(train[:8], classes=dataset.classes, family="retinanet",
+                               preprocessing=preprocessing_for(ARCH), input_size=(INPUT, INPUT), train=False)
+    batch, targets, _ = collate([samples[i] for i in range(len(samples))])
+    model.train()
+    with torch.no_grad():
+        loss, _ = compute_loss(model, batch, targets, family="retinanet")
+    return float(loss)
+
+
+def test_training_lowers_the_loss(tiny_run, tiny_data):
+    checkpoint = load_checkpoint(tiny_run / "checkpoint.pt")
+    torch.manual_seed(0)  # the run's seed: the same initial weights
+    initial = build_model(ARCH, num_classes=checkpoint["num_classes"], model_kwargs=checkpoint["model_kwargs"])
+    trained = model_from_checkpoint(checkpoint)
+    before, after = fixed_batch_loss(initial, tiny_data), fixed_batch_loss(trained, tiny_data)
+    assert after < 0.8 * before, (before, after)
+    history = checkpoint["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_checkpoint_format_is_what_export_reads(tiny_run):
+    data = torch.load(tiny_run / "checkpoint.pt", map_location="cpu", weights_only=True)  # plain types only
+    assert data["arch"] == ARCH and data["num_classes"] == 4 and data["input_size"] == [INPUT, INPUT]
+    assert data["class_map"] == {0: "cereal_box", 1: "milk_carton", 2: "orange", 3: "soda_can"}
+    assert data["preprocessing"] == preprocessing_for(ARCH)
+    assert data["output_format"] == "boxes_scores_labels"
+    assert data["model_kwargs"]["fpn_channels"] == 32
+    assert {"optimizer", "scheduler", "history", "epoch"} <= set(data)
+    assert (tiny_run / "training.png").stat().st_size > 1000
+    assert (tiny_run / "best.pt").is_file() or all(h["AP50"] <= 0 for h in data["history"])
+
+
+def test_evaluate_checkpoint_cli_writes_report(tiny_run, tiny_data, tmp_path):
+    report_path = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "train.evaluate", "--checkpoint", str(tiny_run / "checkpoint.pt"),
+                           "--data", str(tiny_data), "--report", str(report_path), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    assert report["images"] == 6 and report["source"]["kind"] == "checkpoint"
+    assert set(report["metrics"]["per_class"]) == {"cereal_box", "milk_carton", "orange", "soda_can"}
+    assert "AP50" in proc.stdout and "soda_can" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fit", "--data", "/nonexistent/dir"], "give a VOC folder"),
+    (["fit", "--data", "{data}", "--weights", "/nonexistent.pt"], "not none, default, an existing file"),
+    (["fit", "--data", "{data}", "--arch", "dfine-s", "--weights", "none"], "no offline config"),
+    (["evaluate", "--checkpoint", "/nonexistent.pt", "--data", "{data}"], "does not exist"),
+])
+def test_cli_errors_are_one_clear_line(tiny_data, tmp_path, args, message):
+    proc = run_cli(*[a.replace("{data}", str(tiny_data)) for a in args], "--out", str(tmp_path)) \
+        if args[0] == "fit" else run_cli(*[a.replace("{data}", str(tiny_data)) for a in args])
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_exported_bundle_scores_like_the_checkpoint(tiny_run, tiny_data, tmp_path):
+    """export --weights CHECKPOINT (no other flags), then the Lambda core and PyTorch give the same AP."""
+    pytest.importorskip("export.api", reason="export/ not importable")
+    from export.api import export_bundle
+    from train.evaluate import evaluate
+
+    bundle = export_bundle("auto", weights=str(tiny_run / "checkpoint.pt"), out_dir=tmp_path / "bundle")
+    assert bundle.manifest.input.height == INPUT
+    assert bundle.manifest.preprocessing.resize == "letterbox"
+    common = {"data": str(tiny_data), "split": "all", "threshold": 0.01, "progress": False}
+    torch_report = evaluate(checkpoint=str(tiny_run / "checkpoint.pt"), **common)
+    bundle_report = evaluate(bundle=str(tmp_path / "bundle"), **common)
+    assert torch_report["metrics"]["AR100"] > 0  # the comparison is not between two empty sets
+    for key in ("AP", "AP50", "AP75", "AR100"):
+        assert abs(torch_report["metrics"][key] - bundle_report["metrics"][key]) <= 0.005, key
