@@ -22,12 +22,14 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_cli_exits_non_zero_with_the_reason(tmp_path):
-    """Letterboxing a stretch-trained D-FINE (the classic mistake) -> exit 3, one line naming the key."""
+    """Letterboxing a stretch-trained D-FINE (the classic mistake) -> exit 3, one line naming the key.
+
+    With custom classes: the head is sized from them and the class map is written before the gate runs."""
     out = tmp_path / "bundle"
     photo = real_photo_paths()[0]
     result = subprocess.run(
         [sys.executable, "-m", "export", "--arch", "dfine-n", "--weights", "none", "--input-size", "320",
-         "--out", str(out), "--parity-images", str(photo), "--quiet",
+         "--out", str(out), "--parity-images", str(photo), "--quiet", "--classes", "cat,dog,bird",
          "--preprocessing", json.dumps({"resize": "letterbox", "pad_position": "center"})],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 3, result.stderr
@@ -36,6 +38,7 @@ def test_cli_exits_non_zero_with_the_reason(tmp_path):
     assert lines[0].startswith("export failed: parity gate failed on 1 of 1 images")
     assert "resize='letterbox' (trained with 'stretch')" in lines[0]
     assert not (out / "model.json").exists(), "a failed export must not leave a deployable manifest"
+    assert json.loads((out / "class_map.json").read_text()) == {"0": "cat", "1": "dog", "2": "bird"}
     report = json.loads((out / "parity_failed.json").read_text())
     assert report["passed"] is False and report["images"][0]["problem_count"] > 0
 
