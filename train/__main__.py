@@ -55,6 +55,8 @@ def _add_fit(sub) -> None:
     p.add_argument("--workers", type=int, default=0, help="data loader processes")
     p.add_argument("--threads", type=int, help="torch intra-op threads")
     p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument("--eval-initial", action="store_true", help="also score the starting weights (epoch 0)")
+    p.add_argument("--max-train-images", type=int, help="use only the first N training images (quick runs)")
     p.add_argument("--model-kwargs", type=json.loads, default={},
                    help='JSON for the builder, e.g. \'{"fpn_channels": 96}\' (small RetinaNets)')
     p.add_argument("--no-progress", action="store_true")
@@ -68,7 +70,8 @@ def _run_fit(args) -> int:
         classes=[c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None,
         input_size=args.input_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         val_fraction=args.val_fraction, seed=args.seed, out=args.out, resume=args.resume, workers=args.workers,
-        threads=args.threads, eval_every=args.eval_every, model_kwargs=args.model_kwargs,
+        threads=args.threads, eval_every=args.eval_every, eval_initial=args.eval_initial,
+        max_train_images=args.max_train_images, model_kwargs=args.model_kwargs,
         progress=not args.no_progress)
     path = fit(config)
     print(f"checkpoint: {path}  (export: python -m export --weights {path})")

@@ -29,13 +29,13 @@ from typing import Callable
 DEMO_DATASET = {"num_images": 300, "seed": 0, "min_size": 320, "max_size": 480}
 DEMO_RECIPE = {
     "arch": "retinanet_mobilenet_v3_fpn",
-    "input_size": [256, 256],
-    "epochs": 15,
+    "input_size": [224, 224],
+    "epochs": 12,
     "batch_size": 8,
     "lr": 2e-3,
     "seed": 0,
     "val_fraction": 0.2,
-    "model_kwargs": {"fpn_channels": 48},
+    "model_kwargs": {"fpn_channels": 32},
 }
 
 

@@ -50,6 +50,7 @@ class TrainConfig:
     threads: int | None = None
     resume: bool = False
     eval_every: int = 1
+    eval_initial: bool = False
     max_train_images: int | None = None
     model_kwargs: dict = field(default_factory=dict)
     progress: bool = True
@@ -67,7 +68,7 @@ class TrainConfig:
 def recipe(config: TrainConfig) -> dict:
     """What determines the trained weights (for cache keys and the checkpoint); excludes paths and I/O knobs."""
     data = asdict(config)
-    for key in ("data", "out", "resume", "workers", "threads", "progress", "images_dir"):
+    for key in ("data", "out", "resume", "workers", "threads", "progress", "images_dir", "eval_initial"):
         data.pop(key)
     data["input_size"] = list(config.resolved_input_size())
     data["lr"] = config.resolved_lr()
@@ -166,9 +167,9 @@ def plot_history(history: list[dict], path: str | os.PathLike) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(epochs, [h["loss"] for h in history], "o-", color="tab:red", label="train loss")
+    trained = [h for h in history if h.get("loss") is not None]
+    ax.plot([h["epoch"] for h in trained], [h["loss"] for h in trained], "o-", color="tab:red", label="train loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax2 = ax.twinx()
@@ -257,6 +258,12 @@ def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[s
     started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
     last = out / CHECKPOINT_NAME
     last_metrics = state.get("metrics") if state is not None else None
+    if config.eval_initial and not history and val_records:
+        initial = evaluate_model(model, val_records, classes=classes, arch=config.arch, input_size=input_size,
+                                 preprocessing=preprocessing, batch_size=config.batch_size)
+        history.append({"epoch": 0, "loss": None, "AP": initial["AP"], "AP50": initial["AP50"],
+                        "AP75": initial["AP75"], "elapsed_s": round(time.perf_counter() - started, 1)})
+        log(f"before training: val mAP {initial['AP']:.3f}  mAP50 {initial['AP50']:.3f}")
     for epoch in range(start_epoch, config.epochs + 1):
         train_set.epoch = epoch
         generator.manual_seed(config.seed + epoch)
@@ -272,7 +279,7 @@ def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[s
             torch.nn.utils.clip_grad_norm_(params, 10.0)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if config.progress:
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         entry = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": scheduler.get_last_lr()[0],
