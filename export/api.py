@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import platform
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from detection.bundle import MANIFEST_FILE, Bundle, write_bundle
+from detection.bundle import MANIFEST_FILE, Bundle, Preprocessing, write_bundle
 from detection.errors import BundleError
 
 from . import archs
@@ -105,7 +106,23 @@ def _overrides(preprocessing: Mapping | str | None) -> dict:
         raise ExportError(f"--preprocessing must be a JSON object or a .json file: {exc}") from None
     if not isinstance(data, dict):
         raise ExportError("--preprocessing must be a JSON object like '{\"antialias\": false}'")
+    unknown = sorted(set(data) - set(Preprocessing.__dataclass_fields__))
+    if unknown:
+        raise ExportError(f"--preprocessing: unknown key(s) {', '.join(unknown)}; manifest preprocessing keys are "
+                          f"{', '.join(Preprocessing.__dataclass_fields__)}")
     return data
+
+
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".tar")
+
+
+def _check_weights(weights: str) -> None:
+    """A path-looking ``--weights`` that does not exist is a typo, not a hub id: say so before any download."""
+    if weights in ("default", "none") or Path(weights).exists():
+        return
+    if weights.lower().endswith(_CHECKPOINT_SUFFIXES) or weights.startswith((".", "/", "~")) or weights.count("/") > 1:
+        raise ExportError(f"--weights {weights}: no such file or directory (pass default, none, a train/ checkpoint "
+                          "or a Hugging Face hub id like ustc-community/dfine-small-coco)")
 
 
 def _write(out_dir: Path, manifest: dict, class_map: Mapping[int, str]) -> Bundle:
@@ -175,13 +192,12 @@ def export_bundle(
         manifest["provenance"] = {"architecture": "onnx", "weights": str(Path(onnx_path).resolve()),
                                   "preset": preset, "versions": versions(),
                                   "export_seconds": round(time.perf_counter() - started, 2)}
-        import shutil
-
         shutil.copyfile(onnx_path, out / "model.onnx")
         bundle = _write(out, manifest, class_map)
         say(f"bring-your-own graph: {manifest['output']['format']} outputs, input {size or 'from graph'}")
         report = _gate(lambda: smoke_check(bundle, images, progress=say), out)
     else:
+        _check_weights(weights)
         checkpoint = None
         if weights not in ("default", "none") and Path(weights).is_file():
             checkpoint = load_checkpoint(weights, arch=arch if arch != "auto" else None, trust=trust_checkpoint)

@@ -155,3 +155,18 @@ def test_checkpoint_missing_and_not_torch(tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ExportError, match="not a torch.save file"):
         load_checkpoint(junk)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"weights": "runs/missing.pt"}, "no such file or directory"),
+    ({"weights": "none", "preprocessing": '{"foo": 1}'}, "unknown key"),
+    ({"weights": "none", "preprocessing": "[1, 2]"}, "must be a JSON object"),
+    ({"weights": "none", "preprocessing": "{nope"}, "must be a JSON object"),
+    ({"weights": "none", "input_size": "0x0"}, "--input-size"),
+])
+def test_bad_arguments_fail_before_any_work(tmp_path, kwargs, message):
+    from export.api import export_bundle
+
+    with pytest.raises(ExportError, match=message):
+        export_bundle("dfine-n", out_dir=tmp_path, parity_images=[], **kwargs)
+    assert not (tmp_path / "model.onnx").exists()
