@@ -81,7 +81,11 @@ def eager_vs_ort(spec: ModelSpec, bundle_dir: Path, image_path: Path, config: Be
         eager_out = module(example)
         ort_out = session.run(None, feed)
         first = eager_out[0] if isinstance(eager_out, (tuple, list)) else eager_out
-        result["max_abs_output_diff"] = float(np.abs(first.numpy() - ort_out[0]).max())
+        diff = np.abs(first.numpy() - ort_out[0])
+        result["max_abs_output_diff"] = float(diff.max())
+        # random-init DETR heads have near-tied proposals: a 1e-6 wobble can swap a few of the top-k queries,
+        # so the share of matching values says more than the max
+        result["outputs_within_1e-3"] = round(float((diff <= 1e-3).mean()), 4)
         torch.set_num_threads(result["ort_threads"])
         eager_s, ort_s = _alternate(lambda: module(example), lambda: session.run(None, feed), config,
                                     runs=config.runs, budget_s=config.budget_s)
