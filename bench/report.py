@@ -229,7 +229,7 @@ def chart(results: dict, path: Path) -> None:
               ("handler 1080p JPEG", lambda m: m["handler"].get("handler_1080p", {}).get("p50_ms")),
               ("handler 4K JPEG", lambda m: m["handler"].get("handler_4k", {}).get("p50_ms"))]
     models = results["models"]
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(models) + 3), 4.2))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(models) + 3), 4.8))
     width = 0.8 / len(series)
     for i, (name, get) in enumerate(series):
         xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(models))]
@@ -238,8 +238,8 @@ def chart(results: dict, path: Path) -> None:
     ax.set_xticks(range(len(models)), [m["model"] for m in models], rotation=15)
     ax.set_ylabel("p50 latency (ms, log)")
     ax.set_yscale("log")
-    ax.set_title("Detection latency on a shared 2-core machine (ratios are the result)", pad=28)
-    ax.legend(fontsize=8, ncol=len(series), loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)
+    ax.set_title("Detection latency on a shared 2-core machine (ratios are the result)")
+    ax.legend(fontsize=8, ncol=len(series), loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
