@@ -30,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, default=None, help="Markdown path (default: <out>/BENCHMARKS.md)")
     parser.add_argument("--dist", type=Path, default=DEFAULT_CACHE / "dist",
                         help="where the Lambda packages are built (default .cache/bench/dist)")
+    parser.add_argument("--tmp-models", type=Path, default=None,
+                        help="where bundles are copied for the Lambda runs (default: <tmp>/bench-models)")
     parser.add_argument("--no-arch-packages", action="store_true", help="skip the x86_64/arm64 package builds")
     parser.add_argument("--from-json", type=Path, help="only regenerate the Markdown and chart from a results JSON")
     return parser.parse_args(argv)
@@ -47,6 +49,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         models += model_specs(args.archs, args.sizes, quick=args.quick)
     config = BenchConfig(models=models, quick=args.quick, threads=args.threads, dist_dir=args.dist,
                          log=lambda message: print(message, file=sys.stderr, flush=True))
+    if args.tmp_models is not None:
+        config.tmp_models = args.tmp_models
     if args.quick:
         config.warmup, config.runs, config.budget_s, config.min_runs = 1, 5, 15.0, 3
         config.cold_starts, config.one_thread_runs, config.package_arches = 1, 3, ()

@@ -23,7 +23,8 @@ def quick_run(tmp_path_factory):
     bundle = build_known_answer_bundle(root / "bundle", output_format="detr", resize="stretch", antialias=True,
                                        height=96, width=128)
     out = root / "out"
-    code = main(["--quick", "--bundle", str(bundle.root), "--out", str(out), "--dist", str(TEST_DIST)])
+    code = main(["--quick", "--bundle", str(bundle.root), "--out", str(out), "--dist", str(TEST_DIST),
+                 "--tmp-models", str(root / "tmp-models")])
     return code, out
 
 
