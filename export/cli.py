@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="images for the gate (default: photos shipped in installed packages + synthetic scenes)")
     gate.add_argument("--score-tolerance", type=float, default=Tolerances.score)
     gate.add_argument("--iou-tolerance", type=float, default=Tolerances.iou)
+    parser.add_argument("--target", choices=("lambda", "gpu", "inferentia"), default="lambda",
+                        help="also build the SageMaker model.tar.gz for Backend=gpu|inferentia into OUT/<target>/ "
+                             "(deploy.sh uploads it to <ModelS3Uri><target>/model.tar.gz)")
+    parser.add_argument("--sagemaker-wheels", default="download",
+                        help="with --target gpu|inferentia: 'download' (vendor wheels, the endpoint has no network), "
+                             "'none', or a directory of wheels")
     parser.add_argument("--seed", type=int, default=0, help="seed for random-init weights")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow arbitrary pickled objects in the checkpoint (only for files you made)")
@@ -93,6 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     except ExportError as exc:
         print(f"export failed: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    if args.target != "lambda":
+        from sagemaker_entry.package import PackagingError, build_model_archive
+
+        wheels = None if args.sagemaker_wheels == "none" else args.sagemaker_wheels
+        say(f"building the SageMaker model.tar.gz for {args.target}")
+        try:
+            archive = build_model_archive(bundle.root, args.target, bundle.root / args.target / "model.tar.gz",
+                                          wheels=wheels)
+        except PackagingError as exc:
+            print(f"export failed: {exc}", file=sys.stderr)
+            return 2
+        print(f"{args.target} model archive: {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
     parity = bundle.manifest.parity or {}
     size_mb = sum(p.stat().st_size for p in bundle.root.iterdir() if p.is_file()) / 1e6
     summary = (f"{bundle.manifest.name}: {bundle.root} ({size_mb:.1f} MB, sha256 {bundle.manifest.model_sha256[:12]})"
