@@ -8,6 +8,8 @@ Configuration (environment):
     MAX_IMAGE_PIXELS  largest accepted image in pixels (default 50 MP), checked before decoding
     JPEG_DRAFT        1 (default) lets the JPEG decoder reduce big photos to the size the model needs
     ORT_THREADS       ONNX Runtime intra-op threads (default: the vCPUs Lambda gives this memory size)
+    ENDPOINT_NAME     set by Backend=gpu|inferentia: forward to that SageMaker endpoint (detection.remote);
+                      the response schema and options stay the same
 """
 
 from __future__ import annotations
