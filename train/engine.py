@@ -115,6 +115,17 @@ def initial_model(config: TrainConfig, classes: list[str]) -> tuple[torch.nn.Mod
     raise ModelError(f"--weights {weights!r}: not none, default, an existing file{hint}")
 
 
+def check_input_size(model, *, arch: str, input_size: tuple[int, int]) -> None:
+    """D-FINE picks ``num_queries`` encoder tokens: the input must yield at least that many."""
+    if arch_spec(arch).family != "dfine":
+        return
+    height, width = input_size
+    tokens = sum((height // s) * (width // s) for s in model.config.feat_strides)
+    if tokens < model.config.num_queries or height % 32 or width % 32:
+        raise ModelError(f"{arch}: --input-size {height}x{width} is too small or not a multiple of 32 "
+                         f"({tokens} encoder tokens < {model.config.num_queries} queries); use 256 or more")
+
+
 # ---------------------------------------------------------------- schedule, loss, eval
 
 
@@ -231,6 +242,7 @@ def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[s
         source = f"resumed from {resume_from} (epoch {state['epoch']})"
     else:
         model, source = initial_model(config, classes)
+    check_input_size(model, arch=config.arch, input_size=input_size)
     model.train()
     log(f"{config.arch} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params, weights: {source}); "
         f"{len(train_records)} train / {len(val_records)} val images, classes {classes}, input {input_size}")

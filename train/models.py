@@ -122,7 +122,10 @@ def _small_backbone(name: str, *, fpn_channels: int, pretrained: bool):
         return BackboneWithFPN(trunk, {"layer2": "0", "layer3": "1", "layer4": "2"}, [128, 256, 512],
                                fpn_channels, extra_blocks=LastLevelMaxPool())
     weights = "IMAGENET1K_V1" if pretrained else None
-    features = mobilenet_v3_large(weights=weights).features
+    # torchvision's MobileNetV3 BatchNorm uses momentum 0.01, tuned for long ImageNet runs; in short detection
+    # runs the running statistics then lag far behind the weights and eval-mode scores collapse. 0.1 tracks them.
+    features = mobilenet_v3_large(weights=weights,
+                                  norm_layer=partial(nn.BatchNorm2d, eps=0.001, momentum=0.1)).features
     stages = [i for i, block in enumerate(features) if getattr(block, "_is_cn", False)]
     # strided blocks start C2..C5; take the outputs at strides 8, 16, 32
     c3, c4 = stages[2] - 1, stages[3] - 1

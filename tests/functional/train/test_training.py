@@ -111,18 +111,50 @@ def test_cli_errors_are_one_clear_line(tiny_data, tmp_path, args, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_exported_bundle_scores_like_the_checkpoint(tiny_run, tiny_data, tmp_path):
-    """export --weights CHECKPOINT (no other flags), then the Lambda core and PyTorch give the same AP."""
+@pytest.fixture(scope="module")
+def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
+    """``export --weights CHECKPOINT`` with no other arguments."""
     pytest.importorskip("export.api", reason="export/ not importable")
     from export.api import export_bundle
-    from train.evaluate import evaluate
 
-    bundle = export_bundle("auto", weights=str(tiny_run / "checkpoint.pt"), out_dir=tmp_path / "bundle")
+    out = tmp_path_factory.mktemp("bundle")
+    bundle = export_bundle("auto", weights=str(tiny_run / "checkpoint.pt"), out_dir=out)
     assert bundle.manifest.input.height == INPUT
     assert bundle.manifest.preprocessing.resize == "letterbox"
-    common = {"data": str(tiny_data), "split": "all", "threshold": 0.01, "progress": False}
-    torch_report = evaluate(checkpoint=str(tiny_run / "checkpoint.pt"), **common)
-    bundle_report = evaluate(bundle=str(tmp_path / "bundle"), **common)
+    return out
+
+
+EVAL = {"split": "all", "threshold": 0.01, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def bundle_report(tiny_bundle, tiny_data):
+    from train.evaluate import evaluate
+
+    return evaluate(bundle=str(tiny_bundle), data=str(tiny_data), **EVAL)
+
+
+def test_exported_bundle_scores_like_the_checkpoint(tiny_run, tiny_data, bundle_report):
+    """The Lambda core running the bundle and PyTorch running the checkpoint give the same AP."""
+    from train.evaluate import evaluate
+
+    torch_report = evaluate(checkpoint=str(tiny_run / "checkpoint.pt"), data=str(tiny_data), **EVAL)
     assert torch_report["metrics"]["AR100"] > 0  # the comparison is not between two empty sets
     for key in ("AP", "AP50", "AP75", "AR100"):
         assert abs(torch_report["metrics"][key] - bundle_report["metrics"][key]) <= 0.005, key
+
+
+def test_local_endpoint_scores_like_the_bundle(tiny_bundle, tiny_data, bundle_report, tmp_path):
+    """POST /detect on a local API front + Lambda runtime (real HTTP, real handler) with concurrency."""
+    from localaws.lambda_runtime import LocalFunction
+    from localaws.start_api import LocalHttpApi
+    from train.evaluate import evaluate
+
+    package = Path(__file__).resolve().parents[3] / "lambda_src"
+    factory = lambda: LocalFunction(package, env={"MODEL_URI": str(tiny_bundle)},  # noqa: E731
+                                    log_path=tmp_path / "fn.log", timeout_s=60)
+    with LocalHttpApi(factory, max_environments=2) as api:
+        report = evaluate(endpoint=api.url, data=str(tiny_data), concurrency=2, **EVAL)
+    assert report["images"] == bundle_report["images"] and report["source"]["latency_ms"]["p50"] > 0
+    for key in ("AP", "AP50", "AP75", "AR100"):
+        assert abs(report["metrics"][key] - bundle_report["metrics"][key]) <= 0.005, key
