@@ -161,6 +161,7 @@ def export_bundle(
     preset: str | None = None,
     outputs: Mapping[str, str] | str | None = None,
     upload: str | None = None,
+    optimize: bool = False,
     progress: Progress | None = None,
 ) -> Bundle:
     """Export ``arch`` with ``weights`` to a verified bundle in ``out_dir``; optionally upload it.
@@ -232,6 +233,12 @@ def export_bundle(
     manifest["parity"] = report
     bundle = _write(out, manifest, bundle.class_map)
     say(f"bundle written to {out} (model sha256 {bundle.manifest.model_sha256[:12]})")
+    if optimize:
+        from detection.session import optimize_for_serving
+
+        optimized = optimize_for_serving(bundle.root)
+        say(f"pre-optimized model for serving: {optimized.name} (used when the Lambda's onnxruntime and CPU "
+            "architecture match this machine's)")
     if upload:
         from .upload import upload_bundle
 

@@ -113,8 +113,13 @@ def upload_bundle(bundle: Bundle, uri: str, *, s3_client=None, progress: Callabl
         import boto3
 
         s3_client = boto3.client("s3")
-    files = [(manifest.model_file, "application/octet-stream"), (manifest.class_map_file, "application/json"),
-             (MANIFEST_FILE, "application/json")]  # manifest last: a version without it is never served
+    files = [(manifest.model_file, "application/octet-stream"), (manifest.class_map_file, "application/json")]
+    stem = manifest.model_file.removesuffix(".onnx")
+    for optional, content_type in ((stem + ".optimized.onnx", "application/octet-stream"),
+                                   (stem + ".optimized.json", "application/json")):
+        if (bundle.root / optional).is_file():  # written by --optimize-for-serving
+            files.append((optional, content_type))
+    files.append((MANIFEST_FILE, "application/json"))  # manifest last: a version without it is never served
     for name, content_type in files:
         size = _put_verified(s3_client, bundle.root / name, bucket=bucket, key=prefix + name,
                              content_type=content_type)

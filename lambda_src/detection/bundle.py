@@ -520,6 +520,7 @@ def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = "/tmp/model-bundles
             if data is None:
                 raise BundleError(f"s3://{bucket}/{prefix}{name} is missing from the bundle")
             (staging / name).write_bytes(data)
+        _fetch_optimized(s3_client, bucket, prefix, manifest, staging)
         (staging / MANIFEST_FILE).write_bytes(raw)
         bundle = read_bundle(staging, verify_sha256=True)
         try:
@@ -530,6 +531,32 @@ def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = "/tmp/model-bundles
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _fetch_optimized(client, bucket: str, prefix: str, manifest: Manifest, target: Path) -> None:
+    """Download ``model.optimized.onnx`` only when its sidecar says it suits this runtime (see
+    ``session.optimize_for_serving``): same source model, onnxruntime version and CPU architecture."""
+    import platform
+
+    stem = manifest.model_file[:-len(".onnx")] if manifest.model_file.endswith(".onnx") else manifest.model_file
+    sidecar_name, optimized_name = stem + ".optimized.json", stem + ".optimized.onnx"
+    sidecar = _s3_get(client, bucket, prefix + sidecar_name, denied_means_missing=True)
+    if sidecar is None:
+        return
+    try:
+        import onnxruntime
+
+        stamp = json.loads(sidecar)
+        suits = (stamp.get("source_sha256") == manifest.model_sha256 and stamp.get("machine") == platform.machine()
+                 and stamp.get("onnxruntime") == onnxruntime.__version__)
+    except (ValueError, AttributeError, ImportError):
+        suits = False
+    if not suits:
+        return
+    data = _s3_get(client, bucket, prefix + optimized_name, denied_means_missing=True)
+    if data is not None:
+        (target / optimized_name).write_bytes(data)
+        (target / sidecar_name).write_bytes(sidecar)
 
 
 def _ensure_dir(path: str | os.PathLike) -> Path:

@@ -39,7 +39,8 @@ class Detector:
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.class_map = bundle.class_map
-        self.session = ort_session.create_session(bundle.model_path, threads=threads, providers=providers)
+        self.session = ort_session.create_session(bundle.model_path, threads=threads, providers=providers,
+                                                    sha256=bundle.manifest.model_sha256)
         self.draft = draft
         self.max_pixels = max_pixels
         self._class_names = set(self.class_map.values())

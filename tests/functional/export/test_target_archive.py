@@ -35,3 +35,20 @@ def test_unknown_target_is_rejected(icevision_artefacts, tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2 and "invalid choice: 'tpu'" in result.stderr
+
+
+def test_optimize_for_serving_writes_a_model_the_lambda_opens(icevision_artefacts, tmp_path):
+    from detection.bundle import read_bundle
+    from detection.session import pre_optimized
+
+    onnx_path, class_map = icevision_artefacts
+    out = tmp_path / "bundle"
+    result = subprocess.run(
+        [sys.executable, "-m", "export", "--arch", "onnx", "--onnx", str(onnx_path), "--classes", str(class_map),
+         "--preset", "icevision", "--out", str(out), "--optimize-for-serving"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pre-optimized model for serving" in result.stderr
+    bundle = read_bundle(out)
+    assert pre_optimized(bundle.model_path, sha256=bundle.manifest.model_sha256) == out / "model.optimized.onnx"

@@ -180,3 +180,27 @@ def test_fetch_bundle_missing_prefix(moto_endpoint, tmp_path):
     boto3.client("s3").create_bucket(Bucket="empty")
     with pytest.raises(BundleError, match="no model.json or latest.json"):
         fetch_bundle("s3://empty/nothing/", cache_dir=tmp_path)
+
+
+def test_fetch_bundle_brings_a_matching_pre_optimized_model(moto_endpoint, known_answer_bundle, tmp_path):
+    import shutil
+
+    import boto3
+
+    from detection.session import optimize_for_serving, pre_optimized
+
+    local = tmp_path / "bundle"
+    shutil.copytree(known_answer_bundle.root, local)
+    optimize_for_serving(local)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="optimized")
+    for path in local.iterdir():
+        s3.put_object(Bucket="optimized", Key="m/" + path.name, Body=path.read_bytes())
+    fetched = fetch_bundle("s3://optimized/m/", cache_dir=tmp_path / "cache")
+    assert pre_optimized(fetched.model_path, sha256=fetched.manifest.model_sha256) is not None
+
+    # a sidecar stamped on another CPU architecture: the big file is not downloaded at all
+    sidecar = json.loads((local / "model.optimized.json").read_text())
+    s3.put_object(Bucket="optimized", Key="m/model.optimized.json", Body=json.dumps({**sidecar, "machine": "riscv"}))
+    foreign = fetch_bundle("s3://optimized/m/", cache_dir=tmp_path / "cache2")
+    assert not (foreign.root / "model.optimized.onnx").exists()
