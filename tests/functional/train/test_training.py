@@ -145,12 +145,15 @@ def test_exported_bundle_scores_like_the_checkpoint(tiny_run, tiny_data, bundle_
 
 
 def test_local_endpoint_scores_like_the_bundle(tiny_bundle, tiny_data, bundle_report, tmp_path):
-    """POST /detect on a local API front + Lambda runtime (real HTTP, real handler) with concurrency."""
+    """POST /detect on a local API front + the built Lambda package in the local runtime, with concurrency."""
+    from lambda_build import build_package
     from localaws.lambda_runtime import LocalFunction
     from localaws.start_api import LocalHttpApi
     from train.evaluate import evaluate
 
-    package = Path(__file__).resolve().parents[3] / "lambda_src"
+    # same out_dir as tests/functional/lambda_package: one cached build for the whole suite
+    package = build_package(arch="local", out_dir=Path(__file__).resolve().parents[3] / ".cache" / "lambda_build"
+                            / "test-dist").zip_path
     factory = lambda: LocalFunction(package, env={"MODEL_URI": str(tiny_bundle)},  # noqa: E731
                                     log_path=tmp_path / "fn.log", timeout_s=60)
     with LocalHttpApi(factory, max_environments=2) as api:
