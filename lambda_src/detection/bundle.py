@@ -473,6 +473,61 @@ def _s3_get(client, bucket: str, key: str, *, denied_means_missing: bool = False
         raise BundleError(f"cannot read s3://{bucket}/{key}: {code or exc}") from None
 
 
+def _with_slash(prefix: str) -> str:
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+def _locate_s3_manifest(client, uri: str) -> tuple[str, str, bytes]:
+    """``(bucket, prefix, model.json bytes)`` for a bundle prefix, following ``latest.json`` once."""
+    bucket, prefix = split_s3_uri(uri)
+    prefix = _with_slash(prefix)
+    raw = _s3_get(client, bucket, prefix + MANIFEST_FILE, denied_means_missing=True)
+    if raw is not None:
+        return bucket, prefix, raw
+    pointer = _s3_get(client, bucket, prefix + LATEST_POINTER_FILE)
+    if pointer is None:
+        raise BundleError(f"no {MANIFEST_FILE} or {LATEST_POINTER_FILE} under {uri}")
+    try:
+        target = json.loads(pointer)["uri"]
+        bucket, prefix = split_s3_uri(target)
+    except (ValueError, KeyError, TypeError):
+        raise BundleError(f"{uri}{LATEST_POINTER_FILE} is not {{\"uri\": \"s3://...\"}}") from None
+    prefix = _with_slash(prefix)
+    raw = _s3_get(client, bucket, prefix + MANIFEST_FILE)
+    if raw is None:
+        raise BundleError(f"{uri}{LATEST_POINTER_FILE} points to {target}, which has no {MANIFEST_FILE}")
+    return bucket, prefix, raw
+
+
+def _parse_manifest_bytes(raw: bytes, where: str) -> Manifest:
+    try:
+        return parse_manifest(json.loads(raw))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise BundleError(f"{where} is not valid JSON: {exc}") from None
+
+
+def load_manifest(uri: str, *, s3_client=None) -> tuple[Manifest, dict[int, str]]:
+    """The manifest and class map of the bundle at ``uri`` (directory or s3:// prefix), without its model:
+    what a front end needs when the model runs elsewhere (``detection.remote``)."""
+    if not uri.startswith("s3://"):
+        root = Path(uri)
+        manifest = parse_manifest(_read_json(root / MANIFEST_FILE, "the manifest"))
+        return manifest, parse_class_map(_read_json(root / manifest.class_map_file, "the class map"))
+    if s3_client is None:
+        import boto3
+
+        s3_client = boto3.client("s3")
+    bucket, prefix, raw = _locate_s3_manifest(s3_client, uri)
+    manifest = _parse_manifest_bytes(raw, f"s3://{bucket}/{prefix}{MANIFEST_FILE}")
+    class_raw = _s3_get(s3_client, bucket, prefix + manifest.class_map_file)
+    if class_raw is None:
+        raise BundleError(f"s3://{bucket}/{prefix}{manifest.class_map_file} is missing from the bundle")
+    try:
+        return manifest, parse_class_map(json.loads(class_raw))
+    except ValueError as exc:
+        raise BundleError(f"s3://{bucket}/{prefix}{manifest.class_map_file} is not valid JSON: {exc}") from None
+
+
 def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = "/tmp/model-bundles", s3_client=None) -> Bundle:
     """Make the bundle at ``uri`` available on local disk and return it validated.
 
@@ -487,27 +542,8 @@ def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = "/tmp/model-bundles
         import boto3  # present in the Lambda runtime; honours AWS_ENDPOINT_URL
 
         s3_client = boto3.client("s3")
-    bucket, prefix = split_s3_uri(uri)
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    raw = _s3_get(s3_client, bucket, prefix + MANIFEST_FILE, denied_means_missing=True)
-    if raw is None:
-        pointer = _s3_get(s3_client, bucket, prefix + LATEST_POINTER_FILE)
-        if pointer is None:
-            raise BundleError(f"no {MANIFEST_FILE} or {LATEST_POINTER_FILE} under {uri}")
-        try:
-            target = json.loads(pointer)["uri"]
-        except (ValueError, KeyError, TypeError):
-            raise BundleError(f"{uri}{LATEST_POINTER_FILE} is not {{\"uri\": \"s3://...\"}}") from None
-        bucket, prefix = split_s3_uri(target)
-        prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
-        raw = _s3_get(s3_client, bucket, prefix + MANIFEST_FILE)
-        if raw is None:
-            raise BundleError(f"{uri}{LATEST_POINTER_FILE} points to {target}, which has no {MANIFEST_FILE}")
-    try:
-        manifest = parse_manifest(json.loads(raw))
-    except ValueError as exc:
-        raise BundleError(f"s3://{bucket}/{prefix}{MANIFEST_FILE} is not valid JSON: {exc}") from None
+    bucket, prefix, raw = _locate_s3_manifest(s3_client, uri)
+    manifest = _parse_manifest_bytes(raw, f"s3://{bucket}/{prefix}{MANIFEST_FILE}")
     if not manifest.model_sha256:
         raise BundleError(f"s3://{bucket}/{prefix}{MANIFEST_FILE} has no model_sha256; re-export the bundle")
     local = Path(cache_dir) / manifest.model_sha256

@@ -14,15 +14,15 @@ from __future__ import annotations
 import base64
 import os
 import time
-from typing import Collection
+from typing import Collection, Mapping
 
 import numpy as np
 
 from . import session as ort_session
 from .annotate import draw_detections
-from .bundle import Bundle, fetch_bundle
+from .bundle import Bundle, Manifest, fetch_bundle
 from .errors import BadRequest
-from .image import DEFAULT_MAX_PIXELS, decode_image, encode_jpeg
+from .image import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, encode_jpeg
 from .postprocess import Detection, postprocess
 from .preprocess import preprocess
 
@@ -31,24 +31,20 @@ def _ms(start: float, end: float) -> float:
     return round((end - start) * 1000.0, 2)
 
 
-class Detector:
-    """A loaded bundle. ``draft`` lets the JPEG decoder reduce big photos to what the model needs."""
+class BaseDetector:
+    """What every detector shares: the bundle's description, option checks, decoding and the response body.
 
-    def __init__(self, bundle: Bundle, *, threads: int | None = None, draft: bool = True,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, providers: list[str] | None = None):
-        self.bundle = bundle
-        self.manifest = bundle.manifest
-        self.class_map = bundle.class_map
-        self.session = ort_session.create_session(bundle.model_path, threads=threads, providers=providers,
-                                                    sha256=bundle.manifest.model_sha256)
+    Subclasses implement ``detect_array``: ``Detector`` runs ONNX Runtime here, ``remote.RemoteDetector``
+    sends the resized image to a SageMaker endpoint. Both answer with the same body.
+    """
+
+    def __init__(self, manifest: Manifest, class_map: Mapping[int, str], *, draft: bool = True,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.manifest = manifest
+        self.class_map = dict(class_map)
         self.draft = draft
         self.max_pixels = max_pixels
         self._class_names = set(self.class_map.values())
-
-    @classmethod
-    def from_uri(cls, uri: str | os.PathLike, *, cache_dir: str | os.PathLike = "/tmp/model-bundles",
-                 **kwargs) -> "Detector":
-        return cls(fetch_bundle(str(uri), cache_dir=cache_dir), **kwargs)
 
     @property
     def model_info(self) -> dict:
@@ -69,11 +65,12 @@ class Detector:
             known = ", ".join(sorted(self._class_names)[:40])
             raise BadRequest(f"unknown class name(s) {', '.join(unknown)}; this model knows: {known}")
 
-    def _draft_size(self) -> tuple[int, int] | None:
-        if not self.draft:
-            return None
+    def decode(self, data: bytes) -> DecodedImage:
+        """Decode, letting the JPEG decoder shrink big photos to what the model's input needs (``draft``)."""
         spec = self.manifest.input
-        return (spec.width, spec.height)
+        return decode_image(data, max_pixels=self.max_pixels,
+                            draft_size=(spec.width, spec.height) if self.draft else None,
+                            keep_aspect=self.manifest.preprocessing.resize == "letterbox")
 
     def detect_array(
         self,
@@ -84,18 +81,9 @@ class Detector:
         classes: Collection[str] | None = None,
         max_detections: int | None = None,
     ) -> tuple[list[Detection], dict[str, float]]:
-        """RGB uint8 (H, W, 3) -> detections in ``original_size`` pixels, and the step timings in ms."""
-        self.check_classes(classes)
-        t0 = time.perf_counter()
-        tensor, geometry = preprocess(array, spec=self.manifest.preprocessing, input_spec=self.manifest.input,
-                                      original_size=original_size)
-        t1 = time.perf_counter()
-        outputs = ort_session.run(self.session, self.manifest, tensor)
-        t2 = time.perf_counter()
-        detections = postprocess(outputs, manifest=self.manifest, geometry=geometry, class_map=self.class_map,
-                                 score_threshold=threshold, classes=classes, max_detections=max_detections)
-        t3 = time.perf_counter()
-        return detections, {"preprocess": _ms(t0, t1), "inference": _ms(t1, t2), "postprocess": _ms(t2, t3)}
+        """RGB uint8 (H, W, 3) -> detections in ``original_size`` pixels, and the step timings in ms
+        (``preprocess``, ``inference``, ``postprocess``)."""
+        raise NotImplementedError
 
     def detect_bytes(
         self,
@@ -109,8 +97,7 @@ class Detector:
         """Image bytes -> the response body (see README: detections, image, model, timings_ms)."""
         self.check_classes(classes)
         start = time.perf_counter()
-        decoded = decode_image(data, max_pixels=self.max_pixels, draft_size=self._draft_size(),
-                               keep_aspect=self.manifest.preprocessing.resize == "letterbox")
+        decoded = self.decode(data)
         decoded_at = time.perf_counter()
         original = (decoded.original_width, decoded.original_height)
         detections, timings = self.detect_array(decoded.array, original_size=original, threshold=threshold,
@@ -126,3 +113,40 @@ class Detector:
         end = time.perf_counter()
         body["timings_ms"] = {"decode": _ms(start, decoded_at), **timings, "total": _ms(start, end)}
         return body
+
+
+class Detector(BaseDetector):
+    """A loaded bundle run by ONNX Runtime in this process."""
+
+    def __init__(self, bundle: Bundle, *, threads: int | None = None, draft: bool = True,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, providers: list[str] | None = None):
+        super().__init__(bundle.manifest, bundle.class_map, draft=draft, max_pixels=max_pixels)
+        self.bundle = bundle
+        self.session = ort_session.create_session(bundle.model_path, threads=threads, providers=providers,
+                                                    sha256=bundle.manifest.model_sha256)
+
+    @classmethod
+    def from_uri(cls, uri: str | os.PathLike, *, cache_dir: str | os.PathLike = "/tmp/model-bundles",
+                 **kwargs) -> "Detector":
+        return cls(fetch_bundle(str(uri), cache_dir=cache_dir), **kwargs)
+
+    def detect_array(
+        self,
+        array: np.ndarray,
+        *,
+        original_size: tuple[int, int] | None = None,
+        threshold: float | None = None,
+        classes: Collection[str] | None = None,
+        max_detections: int | None = None,
+    ) -> tuple[list[Detection], dict[str, float]]:
+        self.check_classes(classes)
+        t0 = time.perf_counter()
+        tensor, geometry = preprocess(array, spec=self.manifest.preprocessing, input_spec=self.manifest.input,
+                                      original_size=original_size)
+        t1 = time.perf_counter()
+        outputs = ort_session.run(self.session, self.manifest, tensor)
+        t2 = time.perf_counter()
+        detections = postprocess(outputs, manifest=self.manifest, geometry=geometry, class_map=self.class_map,
+                                 score_threshold=threshold, classes=classes, max_detections=max_detections)
+        t3 = time.perf_counter()
+        return detections, {"preprocess": _ms(t0, t1), "inference": _ms(t1, t2), "postprocess": _ms(t2, t3)}

@@ -110,7 +110,6 @@ def resize_taps(in_size: int, out_size: int, interpolation: str, antialias: bool
     if interpolation == "nearest":
         index = np.minimum(np.floor(np.arange(out_size) * (in_size / out_size)).astype(np.int64), in_size - 1)
         return index[:, None], np.ones((out_size, 1), dtype=np.float32)
-    scale = in_size / out_size
     if antialias:
         # float32 arithmetic throughout, as torch's antialiased kernel does
         scale32 = np.float32(in_size) / np.float32(out_size)
@@ -252,6 +251,24 @@ def normalization(spec: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
     return (spec.scale / std).astype(np.float32), (-mean / std).astype(np.float32)
 
 
+def geometry_for(image: np.ndarray, *, spec: Preprocessing, input_spec: InputSpec,
+                 original_size: tuple[int, int] | None = None) -> Geometry:
+    """``plan_geometry`` for an ``(H, W, 3)`` RGB array and a manifest's preprocessing and input."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB array, got shape {image.shape}")
+    height, width = image.shape[:2]
+    return plan_geometry(
+        source_width=width,
+        source_height=height,
+        input_width=input_spec.width,
+        input_height=input_spec.height,
+        resize=spec.resize,
+        pad_position=spec.pad_position,
+        original_width=original_size[0] if original_size else None,
+        original_height=original_size[1] if original_size else None,
+    )
+
+
 def preprocess(
     image: np.ndarray,
     *,
@@ -263,19 +280,8 @@ def preprocess(
 
     ``original_size`` is ``(width, height)`` of the image before any decoder-side reduction.
     """
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) RGB array, got shape {image.shape}")
+    geometry = geometry_for(image, spec=spec, input_spec=input_spec, original_size=original_size)
     height, width = image.shape[:2]
-    geometry = plan_geometry(
-        source_width=width,
-        source_height=height,
-        input_width=input_spec.width,
-        input_height=input_spec.height,
-        resize=spec.resize,
-        pad_position=spec.pad_position,
-        original_width=original_size[0] if original_size else None,
-        original_height=original_size[1] if original_size else None,
-    )
     gain, bias = normalization(spec)
     tensor = np.empty((1, 3, input_spec.height, input_spec.width), dtype=np.float32)
     full = (geometry.resized_width, geometry.resized_height) == (input_spec.width, input_spec.height)

@@ -22,23 +22,19 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 import os
 import time
-from pathlib import Path
 from typing import Collection, Mapping
 
 import numpy as np
 
-from .annotate import draw_detections
-from .bundle import (CLASS_MAP_FILE, LATEST_POINTER_FILE, MANIFEST_FILE, Manifest, _s3_get, parse_class_map,
-                     parse_manifest, split_s3_uri)
-from .errors import BadRequest, BundleError, DetectionError
-from .image import DEFAULT_MAX_PIXELS, decode_image, encode_jpeg
-from .postprocess import postprocess
-from .preprocess import Geometry, plan_geometry, resize
+from .bundle import Manifest, load_manifest
+from .errors import BadRequest, DetectionError
+from .image import DEFAULT_MAX_PIXELS
+from .pipeline import BaseDetector, _ms
+from .postprocess import Detection, postprocess
+from .preprocess import Geometry, geometry_for, resize
 
 TENSOR_CONTENT_TYPE = "application/x-npy"
 OUTPUTS_CONTENT_TYPE = "application/x-npz"
@@ -59,10 +55,6 @@ class EndpointUnavailable(DetectionError):
     code = "EndpointUnavailable"
 
 
-def _ms(start: float, end: float) -> float:
-    return round((end - start) * 1000.0, 2)
-
-
 # ---------------------------------------------------------------- the wire format
 
 
@@ -80,16 +72,9 @@ def resize_for_model(array: np.ndarray, *, manifest: Manifest,
         >>> small.shape, small.dtype.name, g.pad_y
         ((480, 640, 3), 'uint8', 80)
     """
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) RGB array, got shape {array.shape}")
-    spec, box = manifest.preprocessing, manifest.input
+    spec = manifest.preprocessing
+    geometry = geometry_for(array, spec=spec, input_spec=manifest.input, original_size=original_size)
     height, width = array.shape[:2]
-    geometry = plan_geometry(
-        source_width=width, source_height=height, input_width=box.width, input_height=box.height,
-        resize=spec.resize, pad_position=spec.pad_position,
-        original_width=original_size[0] if original_size else None,
-        original_height=original_size[1] if original_size else None,
-    )
     if (geometry.resized_width, geometry.resized_height) == (width, height) and array.dtype == np.uint8:
         return np.ascontiguousarray(array), geometry
     resized = resize(array, width=geometry.resized_width, height=geometry.resized_height,
@@ -105,9 +90,7 @@ def check_model_image(array: np.ndarray, *, manifest: Manifest) -> None:
     box = manifest.input
     if not (0 < width <= box.width and 0 < height <= box.height):
         raise BadRequest(f"array is {width}x{height}; this model takes at most {box.width}x{box.height}")
-    geometry = plan_geometry(source_width=width, source_height=height, input_width=box.width,
-                             input_height=box.height, resize=manifest.preprocessing.resize,
-                             pad_position=manifest.preprocessing.pad_position)
+    geometry = geometry_for(array, spec=manifest.preprocessing, input_spec=box)
     if (geometry.resized_width, geometry.resized_height) != (width, height):
         raise BadRequest(
             f"array is {width}x{height}, not already resized for this model's {box.width}x{box.height} "
@@ -149,55 +132,6 @@ def decode_outputs(data: bytes) -> tuple[dict[str, np.ndarray], str]:
     return outputs, str(sha)
 
 
-# ---------------------------------------------------------------- manifest without the model
-
-
-def _read_local_json(path: Path, what: str):
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BundleError(f"bundle at {path.parent} has no {path.name} ({what})") from None
-    except ValueError as exc:
-        raise BundleError(f"{path} is not valid JSON: {exc}") from None
-
-
-def load_manifest(uri: str, *, s3_client=None) -> tuple[Manifest, dict[int, str]]:
-    """The manifest and class map of the bundle at ``uri`` (directory or s3:// prefix), not its model file:
-    the endpoint holds the model, the Lambda needs only what describes it.
-    """
-    if not uri.startswith("s3://"):
-        root = Path(uri)
-        manifest = parse_manifest(_read_local_json(root / MANIFEST_FILE, "the manifest"))
-        return manifest, parse_class_map(_read_local_json(root / manifest.class_map_file, "the class map"))
-    if s3_client is None:
-        import boto3
-
-        s3_client = boto3.client("s3")
-    bucket, prefix = split_s3_uri(uri)
-    prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-    raw = _s3_get(s3_client, bucket, prefix + MANIFEST_FILE)
-    if raw is None:
-        pointer = _s3_get(s3_client, bucket, prefix + LATEST_POINTER_FILE)
-        if pointer is None:
-            raise BundleError(f"no {MANIFEST_FILE} or {LATEST_POINTER_FILE} under {uri}")
-        try:
-            bucket, prefix = split_s3_uri(json.loads(pointer)["uri"])
-        except (ValueError, KeyError, TypeError):
-            raise BundleError(f"{uri}{LATEST_POINTER_FILE} is not {{\"uri\": \"s3://...\"}}") from None
-        prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-        raw = _s3_get(s3_client, bucket, prefix + MANIFEST_FILE)
-        if raw is None:
-            raise BundleError(f"s3://{bucket}/{prefix} (from {LATEST_POINTER_FILE}) has no {MANIFEST_FILE}")
-    try:
-        manifest = parse_manifest(json.loads(raw))
-        class_raw = _s3_get(s3_client, bucket, prefix + manifest.class_map_file)
-        if class_raw is None:
-            raise BundleError(f"s3://{bucket}/{prefix}{manifest.class_map_file} is missing from the bundle")
-        return manifest, parse_class_map(json.loads(class_raw))
-    except ValueError as exc:
-        raise BundleError(f"bundle under s3://{bucket}/{prefix} holds invalid JSON: {exc}") from None
-
-
 # ---------------------------------------------------------------- the detector
 
 
@@ -222,7 +156,7 @@ def _endpoint_failure(exc, endpoint_name: str) -> DetectionError:
     return EndpointError(f"endpoint {endpoint_name}: {code or type(exc).__name__}: {message}")
 
 
-class RemoteDetector:
+class RemoteDetector(BaseDetector):
     """``Detector``'s interface over a SageMaker endpoint serving the same bundle.
 
     Example:
@@ -234,37 +168,14 @@ class RemoteDetector:
                  endpoint_url: str | None = None, draft: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS):
         if not endpoint_name:
             raise ValueError("endpoint_name is empty: set ENDPOINT_NAME to the SageMaker endpoint's name")
-        self.manifest = manifest
-        self.class_map = dict(class_map)
+        super().__init__(manifest, class_map, draft=draft, max_pixels=max_pixels)
         self.endpoint_name = endpoint_name
         self.client = client or sagemaker_runtime_client(endpoint_url=endpoint_url)
-        self.draft = draft
-        self.max_pixels = max_pixels
-        self._class_names = set(self.class_map.values())
 
     @classmethod
     def from_uri(cls, uri: str | os.PathLike, *, endpoint_name: str, s3_client=None, **kwargs) -> "RemoteDetector":
         manifest, class_map = load_manifest(str(uri), s3_client=s3_client)
         return cls(manifest, class_map, endpoint_name=endpoint_name, **kwargs)
-
-    @property
-    def model_info(self) -> dict:
-        m = self.manifest
-        return {
-            "name": m.name,
-            "sha256": m.model_sha256,
-            "architecture": m.provenance.get("architecture"),
-            "input_size": [m.input.height, m.input.width],
-            "output_format": m.output.format,
-        }
-
-    def check_classes(self, classes: Collection[str] | None) -> None:
-        if classes is None:
-            return
-        unknown = sorted(set(classes) - self._class_names)
-        if unknown:
-            known = ", ".join(sorted(self._class_names)[:40])
-            raise BadRequest(f"unknown class name(s) {', '.join(unknown)}; this model knows: {known}")
 
     def run_model(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """Send one ``resize_for_model`` image; return the model's raw outputs (checked to be our model's)."""
@@ -288,43 +199,26 @@ class RemoteDetector:
             )
         return outputs
 
-    def detect_bytes(
+    def detect_array(
         self,
-        data: bytes,
+        array: np.ndarray,
         *,
+        original_size: tuple[int, int] | None = None,
         threshold: float | None = None,
         classes: Collection[str] | None = None,
         max_detections: int | None = None,
-        annotate: bool = False,
-    ) -> dict:
-        """Image bytes -> the same response body as ``Detector.detect_bytes`` (``inference`` = the round trip)."""
+    ) -> tuple[list[Detection], dict[str, float]]:
+        """Resize here, run the model on the endpoint (``inference`` = the round trip), postprocess here."""
         self.check_classes(classes)
-        spec = self.manifest.input
-        start = time.perf_counter()
-        decoded = decode_image(data, max_pixels=self.max_pixels, draft_size=(spec.width, spec.height) if self.draft else None,
-                               keep_aspect=self.manifest.preprocessing.resize == "letterbox")
-        t_decoded = time.perf_counter()
-        original = (decoded.original_width, decoded.original_height)
-        image, geometry = resize_for_model(decoded.array, manifest=self.manifest, original_size=original)
-        t_resized = time.perf_counter()
+        t0 = time.perf_counter()
+        image, geometry = resize_for_model(array, manifest=self.manifest, original_size=original_size)
+        t1 = time.perf_counter()
         outputs = self.run_model(image)
-        t_inferred = time.perf_counter()
+        t2 = time.perf_counter()
         try:
             detections = postprocess(outputs, manifest=self.manifest, geometry=geometry, class_map=self.class_map,
                                      score_threshold=threshold, classes=classes, max_detections=max_detections)
         except (KeyError, ValueError, IndexError) as exc:
             raise EndpointError(f"endpoint {self.endpoint_name} returned outputs this manifest cannot read: {exc}") from None
-        t_post = time.perf_counter()
-        body = {
-            "detections": [d.to_dict() for d in detections],
-            "image": {"width": original[0], "height": original[1]},
-            "model": self.model_info,
-        }
-        if annotate:
-            drawn = draw_detections(decoded.array, detections, original_size=original)
-            body["annotated_image"] = base64.b64encode(encode_jpeg(drawn)).decode("ascii")
-        end = time.perf_counter()
-        body["timings_ms"] = {"decode": _ms(start, t_decoded), "preprocess": _ms(t_decoded, t_resized),
-                              "inference": _ms(t_resized, t_inferred), "postprocess": _ms(t_inferred, t_post),
-                              "total": _ms(start, end)}
-        return body
+        t3 = time.perf_counter()
+        return detections, {"preprocess": _ms(t0, t1), "inference": _ms(t1, t2), "postprocess": _ms(t2, t3)}
