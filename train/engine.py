@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint, transfer_weights
-from .data import DetectionSamples, collate, load_rgb
+from .data import DetectionSamples, collate
 from .datasets import Dataset, load_dataset, split_records
 from .metrics import coco_metrics, format_table
 from .models import (DFINE_HUB_IDS, ModelError, arch_spec, build_dfine, build_model, model_kwargs_for,
                      output_format_for, preprocessing_for)
-from .predict import detections_as_dicts, serving_manifest, torch_detect
+from .predict import decode_like_lambda, detections_as_dicts, serving_manifest, torch_detect
 
 CHECKPOINT_NAME = "checkpoint.pt"
 BEST_NAME = "best.pt"
@@ -161,7 +161,7 @@ def evaluate_model(model, records, *, classes: list[str], arch: str, input_size,
     detections = {}
     for start in range(0, len(records), batch_size):
         chunk = records[start:start + batch_size]
-        images = [load_rgb(r.path) for r in chunk]
+        images = [decode_like_lambda(r.path.read_bytes(), manifest=manifest) for r in chunk]
         for record, dets in zip(chunk, torch_detect(model, images, arch=arch, manifest=manifest, class_map=class_map)):
             detections[record.image_id] = detections_as_dicts(dets)
     model.train(was_training)

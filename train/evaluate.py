@@ -49,8 +49,7 @@ def detect_checkpoint(path: str | Path, records: Sequence[ImageRecord], *, thres
                       batch_size: int = 8, progress: bool = True) -> tuple[dict, dict]:
     """PyTorch checkpoint -> detections (and a description of the model)."""
     from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .data import load_rgb
-    from .predict import detections_as_dicts, serving_manifest, torch_detect
+    from .predict import decode_like_lambda, detections_as_dicts, serving_manifest, torch_detect
 
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint)
@@ -59,7 +58,8 @@ def detect_checkpoint(path: str | Path, records: Sequence[ImageRecord], *, thres
     detections = {}
     for start in _progress(range(0, len(records), batch_size), progress, "checkpoint"):
         chunk = records[start:start + batch_size]
-        results = torch_detect(model, [load_rgb(r.path) for r in chunk], arch=checkpoint["arch"], manifest=manifest,
+        images = [decode_like_lambda(r.path.read_bytes(), manifest=manifest) for r in chunk]
+        results = torch_detect(model, images, arch=checkpoint["arch"], manifest=manifest,
                                class_map=checkpoint["class_map"], score_threshold=threshold,
                                max_detections=max_detections)
         for record, dets in zip(chunk, results):

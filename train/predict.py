@@ -58,11 +58,24 @@ def raw_outputs(model: torch.nn.Module, batch: torch.Tensor, *, family: str) -> 
                 for i in range(batch.shape[0])]
 
 
-def torch_detect(model: torch.nn.Module, images: Sequence[np.ndarray], *, arch: str, manifest: Manifest,
+def decode_like_lambda(data: bytes, *, manifest: Manifest) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode image bytes as ``detection.pipeline.Detector`` does (EXIF orientation, JPEG draft reduction to
+    the model input): ``(array, (original_width, original_height))``."""
+    from detection.image import decode_image
+
+    decoded = decode_image(data, draft_size=(manifest.input.width, manifest.input.height),
+                           keep_aspect=manifest.preprocessing.resize == "letterbox")
+    return decoded.array, (decoded.original_width, decoded.original_height)
+
+
+def torch_detect(model: torch.nn.Module, images: Sequence, *, arch: str, manifest: Manifest,
                  class_map: dict[int, str], score_threshold: float = EVAL_SCORE_THRESHOLD,
                  max_detections: int = EVAL_MAX_DETECTIONS) -> list[list[Detection]]:
-    """Detections (original-image pixels) for a batch of RGB uint8 images; ``model`` must be in eval mode."""
-    prepared = [preprocess(image, spec=manifest.preprocessing, input_spec=manifest.input) for image in images]
+    """Detections (original-image pixels) for a batch of RGB uint8 images, or ``(array, original_size)``
+    pairs from ``decode_like_lambda``; ``model`` must be in eval mode."""
+    pairs = [item if isinstance(item, tuple) else (item, None) for item in images]
+    prepared = [preprocess(image, spec=manifest.preprocessing, input_spec=manifest.input, original_size=size)
+                for image, size in pairs]
     if not prepared:
         return []
     batch = torch.from_numpy(np.concatenate([tensor for tensor, _ in prepared]))
