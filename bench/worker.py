@@ -66,7 +66,6 @@ def warm(config: dict) -> dict:
     imports = _timed_imports()
     import handler
 
-    from detection.image import decode_image
     from detection.preprocess import preprocess
 
     detector = handler.load_detector()
@@ -74,8 +73,7 @@ def warm(config: dict) -> dict:
     events = _events(config["images"])
     # the floor: the same session on the tensor the handler would build from the first image
     with open(config["images"][config["floor_image"]], "rb") as handle:
-        decoded = decode_image(handle.read(), draft_size=detector._draft_size(),
-                               keep_aspect=manifest.preprocessing.resize == "letterbox")
+        decoded = detector.decode(handle.read())  # exactly the handler's decode (draft reduction included)
     tensor, _ = preprocess(decoded.array, spec=manifest.preprocessing, input_spec=manifest.input,
                            original_size=(decoded.original_width, decoded.original_height))
     feed = {manifest.input.name: tensor}
