@@ -30,11 +30,12 @@ DEMO_DATASET = {"num_images": 300, "seed": 0, "min_size": 320, "max_size": 480}
 DEMO_RECIPE = {
     "arch": "retinanet_mobilenet_v3_fpn",
     "input_size": [224, 224],
-    "epochs": 26,
+    "epochs": 28,
     "batch_size": 8,
     "lr": 3e-3,
     "seed": 0,
     "val_fraction": 0.2,
+    "eval_every": 2,
     "model_kwargs": {"fpn_channels": 32},
 }
 

@@ -13,7 +13,8 @@ and export can load them into its own wrapper (which likewise skips the transfor
 - ``retinanet_resnet18_fpn`` / ``retinanet_mobilenet_v3_fpn``: small RetinaNets for CPU training: a
   torchvision ResNet-18 / MobileNetV3-Large trunk (plain BatchNorm, trainable from scratch), an FPN of
   ``fpn_channels`` (default 64) over C3-C5 plus a max-pooled P6, a RetinaNet head with GroupNorm, anchors
-  ``anchor_sizes`` (default 16..203 px over 4 levels, 3 scales x 3 ratios). ``--weights default`` loads
+  ``anchor_sizes`` (default 16..203 px over 4 levels, 3 scales) x ``aspect_ratios`` (height / width, default
+  0.5, 1, 2): match both to your objects' size distribution at the input size. ``--weights default`` loads
   ImageNet backbone weights when torchvision can get them.
 
 D-FINE (transformers ``DFineForObjectDetection``): ``dfine-n`` is built offline from the published nano
@@ -107,6 +108,9 @@ class PassThroughTransform(nn.Module):
         return result
 
 
+DEFAULT_ASPECT_RATIOS = (0.5, 1.0, 2.0)  # anchor height / width, torchvision's convention
+
+
 def default_small_anchor_sizes() -> list[list[int]]:
     return [[int(base * 2 ** (k / 3)) for k in range(3)] for base in (16, 32, 64, 128)]
 
@@ -154,8 +158,9 @@ def build_retinanet(arch: str, *, num_classes: int, model_kwargs: dict | None = 
         backbone_name = "resnet18" if arch == "retinanet_resnet18_fpn" else "mobilenet_v3_large"
         fpn_channels = int(kwargs.pop("fpn_channels", 64))
         anchor_sizes = kwargs.pop("anchor_sizes", None) or default_small_anchor_sizes()
+        aspect_ratios = tuple(float(r) for r in kwargs.pop("aspect_ratios", None) or DEFAULT_ASPECT_RATIOS)
         backbone = _small_backbone(backbone_name, fpn_channels=fpn_channels, pretrained=pretrained)
-        anchors = tv.AnchorGenerator(tuple(tuple(s) for s in anchor_sizes), ((0.5, 1.0, 2.0),) * len(anchor_sizes))
+        anchors = tv.AnchorGenerator(tuple(tuple(s) for s in anchor_sizes), (aspect_ratios,) * len(anchor_sizes))
         head = tv.RetinaNetHead(fpn_channels, anchors.num_anchors_per_location()[0], num_classes,
                                 norm_layer=partial(nn.GroupNorm, 16))
         head.regression_head._loss_type = "giou"
