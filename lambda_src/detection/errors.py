@@ -42,6 +42,20 @@ class UnsupportedMediaType(DetectionError):
     code = "UnsupportedMediaType"
 
 
+class EndpointError(DetectionError):
+    """An accelerator endpoint answered with an error or with something we cannot read: a deployment fault."""
+
+    status = 502
+    code = "EndpointError"
+
+
+class EndpointUnavailable(DetectionError):
+    """An accelerator endpoint is missing, starting, throttled or over capacity: retry later."""
+
+    status = 503
+    code = "EndpointUnavailable"
+
+
 class BundleError(DetectionError):
     """The model bundle (manifest, class map, model file) is missing or invalid: our fault, not the caller's."""
 

@@ -30,7 +30,7 @@ from typing import Collection, Mapping
 import numpy as np
 
 from .bundle import Manifest, load_manifest
-from .errors import BadRequest, DetectionError
+from .errors import BadRequest, DetectionError, EndpointError, EndpointUnavailable  # noqa: F401 (re-exported)
 from .image import DEFAULT_MAX_PIXELS
 from .pipeline import BaseDetector, _ms
 from .postprocess import Detection, postprocess
@@ -39,20 +39,6 @@ from .preprocess import Geometry, geometry_for, resize
 TENSOR_CONTENT_TYPE = "application/x-npy"
 OUTPUTS_CONTENT_TYPE = "application/x-npz"
 SHA_KEY = "__model_sha256__"
-
-
-class EndpointError(DetectionError):
-    """The endpoint answered with an error or with something we cannot read: a deployment fault (502)."""
-
-    status = 502
-    code = "EndpointError"
-
-
-class EndpointUnavailable(DetectionError):
-    """The endpoint is missing, starting, throttled or over capacity: retry later (503)."""
-
-    status = 503
-    code = "EndpointUnavailable"
 
 
 # ---------------------------------------------------------------- the wire format
