@@ -24,7 +24,7 @@ from .bundle import Bundle, Manifest, fetch_bundle
 from .errors import BadRequest
 from .image import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, encode_jpeg
 from .postprocess import Detection, postprocess
-from .preprocess import preprocess
+from .preprocess import Geometry, preprocess
 
 
 def _ms(start: float, end: float) -> float:
@@ -72,6 +72,19 @@ class BaseDetector:
                             draft_size=(spec.width, spec.height) if self.draft else None,
                             keep_aspect=self.manifest.preprocessing.resize == "letterbox")
 
+    def prepare(self, array: np.ndarray, *, original_size: tuple[int, int] | None
+                ) -> tuple[np.ndarray, Geometry]:
+        """RGB uint8 (H, W, 3) -> what ``run_model`` takes, and the geometry to map boxes back."""
+        raise NotImplementedError
+
+    def run_model(self, model_input: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's raw outputs by name."""
+        raise NotImplementedError
+
+    def read_outputs(self, outputs: dict[str, np.ndarray], **kwargs) -> list[Detection]:
+        """``postprocess`` with this bundle's manifest and class map (a hook for error translation)."""
+        return postprocess(outputs, manifest=self.manifest, class_map=self.class_map, **kwargs)
+
     def detect_array(
         self,
         array: np.ndarray,
@@ -83,7 +96,16 @@ class BaseDetector:
     ) -> tuple[list[Detection], dict[str, float]]:
         """RGB uint8 (H, W, 3) -> detections in ``original_size`` pixels, and the step timings in ms
         (``preprocess``, ``inference``, ``postprocess``)."""
-        raise NotImplementedError
+        self.check_classes(classes)
+        t0 = time.perf_counter()
+        model_input, geometry = self.prepare(array, original_size=original_size)
+        t1 = time.perf_counter()
+        outputs = self.run_model(model_input)
+        t2 = time.perf_counter()
+        detections = self.read_outputs(outputs, geometry=geometry, score_threshold=threshold, classes=classes,
+                                       max_detections=max_detections)
+        t3 = time.perf_counter()
+        return detections, {"preprocess": _ms(t0, t1), "inference": _ms(t1, t2), "postprocess": _ms(t2, t3)}
 
     def detect_bytes(
         self,
@@ -130,23 +152,10 @@ class Detector(BaseDetector):
                  **kwargs) -> "Detector":
         return cls(fetch_bundle(str(uri), cache_dir=cache_dir), **kwargs)
 
-    def detect_array(
-        self,
-        array: np.ndarray,
-        *,
-        original_size: tuple[int, int] | None = None,
-        threshold: float | None = None,
-        classes: Collection[str] | None = None,
-        max_detections: int | None = None,
-    ) -> tuple[list[Detection], dict[str, float]]:
-        self.check_classes(classes)
-        t0 = time.perf_counter()
-        tensor, geometry = preprocess(array, spec=self.manifest.preprocessing, input_spec=self.manifest.input,
-                                      original_size=original_size)
-        t1 = time.perf_counter()
-        outputs = ort_session.run(self.session, self.manifest, tensor)
-        t2 = time.perf_counter()
-        detections = postprocess(outputs, manifest=self.manifest, geometry=geometry, class_map=self.class_map,
-                                 score_threshold=threshold, classes=classes, max_detections=max_detections)
-        t3 = time.perf_counter()
-        return detections, {"preprocess": _ms(t0, t1), "inference": _ms(t1, t2), "postprocess": _ms(t2, t3)}
+    def prepare(self, array: np.ndarray, *, original_size: tuple[int, int] | None
+                ) -> tuple[np.ndarray, Geometry]:
+        return preprocess(array, spec=self.manifest.preprocessing, input_spec=self.manifest.input,
+                          original_size=original_size)
+
+    def run_model(self, model_input: np.ndarray) -> dict[str, np.ndarray]:
+        return ort_session.run(self.session, self.manifest, model_input)

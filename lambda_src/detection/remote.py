@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import io
 import os
-import time
-from typing import Collection, Mapping
+from typing import Mapping
 
 import numpy as np
 
 from .bundle import Manifest, load_manifest
 from .errors import BadRequest, DetectionError, EndpointError, EndpointUnavailable  # noqa: F401 (re-exported)
 from .image import DEFAULT_MAX_PIXELS
-from .pipeline import BaseDetector, _ms
-from .postprocess import Detection, postprocess
+from .pipeline import BaseDetector
+from .postprocess import Detection
 from .preprocess import Geometry, geometry_for, resize
 
 TENSOR_CONTENT_TYPE = "application/x-npy"
@@ -185,26 +184,13 @@ class RemoteDetector(BaseDetector):
             )
         return outputs
 
-    def detect_array(
-        self,
-        array: np.ndarray,
-        *,
-        original_size: tuple[int, int] | None = None,
-        threshold: float | None = None,
-        classes: Collection[str] | None = None,
-        max_detections: int | None = None,
-    ) -> tuple[list[Detection], dict[str, float]]:
-        """Resize here, run the model on the endpoint (``inference`` = the round trip), postprocess here."""
-        self.check_classes(classes)
-        t0 = time.perf_counter()
-        image, geometry = resize_for_model(array, manifest=self.manifest, original_size=original_size)
-        t1 = time.perf_counter()
-        outputs = self.run_model(image)
-        t2 = time.perf_counter()
+    def prepare(self, array: np.ndarray, *, original_size: tuple[int, int] | None
+                ) -> tuple[np.ndarray, Geometry]:
+        """Resize here; the endpoint normalizes and pads (``inference`` timing = the round trip)."""
+        return resize_for_model(array, manifest=self.manifest, original_size=original_size)
+
+    def read_outputs(self, outputs: dict[str, np.ndarray], **kwargs) -> list[Detection]:
         try:
-            detections = postprocess(outputs, manifest=self.manifest, geometry=geometry, class_map=self.class_map,
-                                     score_threshold=threshold, classes=classes, max_detections=max_detections)
+            return super().read_outputs(outputs, **kwargs)
         except (KeyError, ValueError, IndexError) as exc:
             raise EndpointError(f"endpoint {self.endpoint_name} returned outputs this manifest cannot read: {exc}") from None
-        t3 = time.perf_counter()
-        return detections, {"preprocess": _ms(t0, t1), "inference": _ms(t1, t2), "postprocess": _ms(t2, t3)}
