@@ -16,6 +16,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -23,7 +25,7 @@ from ..classes import coco91
 from ..errors import ExportError
 
 ARCHS = ("retinanet_resnet50_fpn", "retinanet_resnet50_fpn_v2", "retinanet_resnet18_fpn",
-         "retinanet_mobilenet_v3_fpn")
+         "retinanet_mobilenet_v3_fpn", "retinanet_tiny_fpn")
 TORCHVISION_ARCHS = ARCHS[:2]
 DEFAULT_INPUT_SIZE = (640, 640)
 BACKGROUND_NAMES = ("background", "__background__", "__bg__")
@@ -69,8 +71,44 @@ class RetinaNetGraph(nn.Module):
         per_level = [n * anchors_per_location for n in per_level]
         split_outputs = {k: list(v.split(per_level, dim=1)) for k, v in head_outputs.items()}
         split_anchors = [list(a.split(per_level)) for a in anchors]
-        detections = model.postprocess_detections(split_outputs, split_anchors, image_list.image_sizes)[0]
+        with empty_safe_box_ops():
+            detections = model.postprocess_detections(split_outputs, split_anchors, image_list.image_sizes)[0]
         return detections["boxes"], detections["scores"], detections["labels"]
+
+
+def _decode_boxes(self, rel_codes: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """``BoxCoder.decode_single`` for (N, 4) codes, the same arithmetic, built by stacking columns."""
+    boxes = boxes.to(rel_codes.dtype)
+    widths, heights = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    ctr_x, ctr_y = boxes[:, 0] + 0.5 * widths, boxes[:, 1] + 0.5 * heights
+    wx, wy, ww, wh = self.weights
+    dw = torch.clamp(rel_codes[:, 2] / ww, max=self.bbox_xform_clip)
+    dh = torch.clamp(rel_codes[:, 3] / wh, max=self.bbox_xform_clip)
+    pred_ctr_x = rel_codes[:, 0] / wx * widths + ctr_x
+    pred_ctr_y = rel_codes[:, 1] / wy * heights + ctr_y
+    half_w, half_h = 0.5 * (torch.exp(dw) * widths), 0.5 * (torch.exp(dh) * heights)
+    return torch.stack((pred_ctr_x - half_w, pred_ctr_y - half_h, pred_ctr_x + half_w, pred_ctr_y + half_h), dim=1)
+
+
+def _clip_boxes(boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    height, width = size
+    return torch.stack((boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height),
+                        boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)), dim=1)
+
+
+@contextlib.contextmanager
+def empty_safe_box_ops():
+    """torchvision's box decoding and clipping end in ``flatten``/``reshape``, which export as ``Reshape(0, -1)``:
+    ONNX Runtime cannot infer ``-1`` from an empty tensor, so an image where one pyramid level has no score above
+    the threshold would fail (seen on INT8 models). Same arithmetic, assembled with ``stack`` instead."""
+    from torchvision.models.detection import _utils, retinanet as tv
+
+    saved = _utils.BoxCoder.decode_single, tv.box_ops.clip_boxes_to_image
+    _utils.BoxCoder.decode_single, tv.box_ops.clip_boxes_to_image = _decode_boxes, _clip_boxes
+    try:
+        yield
+    finally:
+        _utils.BoxCoder.decode_single, tv.box_ops.clip_boxes_to_image = saved
 
 
 def _builder(arch: str):
