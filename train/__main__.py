@@ -47,7 +47,12 @@ def _add_fit(sub) -> None:
     p.add_argument("--input-size", type=_size, help="N or HxW (default per arch: 320 small RetinaNet, 640 others)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, help="AdamW peak lr (default 1e-3 RetinaNet, 2e-4 D-FINE)")
+    p.add_argument("--lr", type=float, help="peak lr (AdamW: 1e-3 RetinaNet, 2e-4 D-FINE; SGD: 0.02)")
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"], help="sgd = Nesterov momentum 0.9")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.998); eval/export use it")
+    p.add_argument("--crop-prob", type=float, default=0.5, help="probability of the zoom-in crop augmentation")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/train", help="run folder: checkpoint.pt, best.pt, training.png")
@@ -69,6 +74,7 @@ def _run_fit(args) -> int:
         data=args.data, images_dir=args.images_dir, arch=args.arch, weights=args.weights,
         classes=[c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None,
         input_size=args.input_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, ema_decay=args.ema, crop_prob=args.crop_prob,
         val_fraction=args.val_fraction, seed=args.seed, out=args.out, resume=args.resume, workers=args.workers,
         threads=args.threads, eval_every=args.eval_every, eval_initial=args.eval_initial,
         max_train_images=args.max_train_images, model_kwargs=args.model_kwargs,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint, transfer_weights
-from .data import DetectionSamples, collate
+from .data import AugmentConfig, DetectionSamples, collate
 from .datasets import Dataset, load_dataset, split_records
 from .metrics import coco_metrics, format_table
 from .models import (DFINE_HUB_IDS, ModelError, arch_spec, build_dfine, build_model, model_kwargs_for,
@@ -41,6 +41,9 @@ class TrainConfig:
     batch_size: int = 8
     lr: float | None = None
     weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    ema_decay: float = 0.0
+    crop_prob: float = 0.5
     warmup_iters: int = 100
     val_fraction: float = 0.2
     seed: int = 0
@@ -62,7 +65,55 @@ class TrainConfig:
     def resolved_lr(self) -> float:
         if self.lr is not None:
             return self.lr
+        if self.optimizer == "sgd":
+            return 0.02
         return 1e-3 if arch_spec(self.arch).family == "retinanet" else 2e-4
+
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    """AdamW, or SGD with Nesterov momentum 0.9 (faster for the small RetinaNets from scratch)."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.resolved_lr(), momentum=0.9, nesterov=True,
+                               weight_decay=config.weight_decay)
+    if config.optimizer != "adamw":
+        raise ModelError(f"--optimizer {config.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    return torch.optim.AdamW(params, lr=config.resolved_lr(), weight_decay=config.weight_decay)
+
+
+class ModelEMA:
+    """An exponential moving average of the weights (and BatchNorm statistics), updated after every step.
+
+    The decay ramps up from 0 (``decay * (1 - exp(-updates / ramp))``), so the average follows the fast-moving
+    early weights and then smooths the noise of small-batch SGD; evaluation and export use the average.
+
+    Example:
+        >>> model = torch.nn.Linear(2, 1)
+        >>> ema = ModelEMA(model, decay=0.99)
+        >>> ema.update(model); ema.updates
+        1
+    """
+
+    def __init__(self, model: torch.nn.Module, *, decay: float, ramp: int = 200, updates: int = 0):
+        import copy
+
+        self.model = copy.deepcopy(model).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        self.decay, self.ramp, self.updates = decay, ramp, updates
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        decay = self.decay * (1 - math.exp(-self.updates / self.ramp))
+        current = model.state_dict()
+        for name, value in self.model.state_dict().items():
+            if value.dtype.is_floating_point:
+                value.mul_(decay).add_(current[name].detach(), alpha=1 - decay)
+            else:
+                value.copy_(current[name])
 
 
 def recipe(config: TrainConfig) -> dict:
@@ -238,7 +289,8 @@ def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[s
             raise ModelError(f"--resume: {resume_from} was trained with {state['arch']} on classes "
                              f"{list(state['class_map'].values())}; use another --out")
         model = build_model(config.arch, num_classes=len(classes), model_kwargs=state["model_kwargs"], class_names=classes)
-        model.load_state_dict(state["state_dict"])
+        # with EMA, "state_dict" is the average (what export and eval use); the raw weights go on training
+        model.load_state_dict(state.get("train_state_dict") or state["state_dict"])
         source = f"resumed from {resume_from} (epoch {state['epoch']})"
     else:
         model, source = initial_model(config, classes)
@@ -248,12 +300,13 @@ def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[s
         f"{len(train_records)} train / {len(val_records)} val images, classes {classes}, input {input_size}")
 
     train_set = DetectionSamples(train_records, classes=classes, family=family, preprocessing=preprocessing,
-                                 input_size=input_size, train=True, seed=config.seed)
+                                 input_size=input_size, train=True, seed=config.seed,
+                                 augment_config=AugmentConfig(crop=config.crop_prob))
     generator = torch.Generator().manual_seed(config.seed)
     loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch_size, shuffle=True, collate_fn=collate,
                                          num_workers=config.workers, generator=generator, drop_last=len(train_set) > config.batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.resolved_lr(), weight_decay=config.weight_decay)
+    optimizer = make_optimizer(config, params)
     total_steps = config.epochs * len(loader)
     warmup = min(config.warmup_iters, max(1, total_steps // 5))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total=total_steps, warmup=warmup))
@@ -265,13 +318,19 @@ def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[s
         history = list(state.get("history", []))
         start_epoch = int(state["epoch"]) + 1
         generator.manual_seed(config.seed + start_epoch)
+    ema = None
+    if config.ema_decay:
+        ema = ModelEMA(model, decay=config.ema_decay, updates=int(state.get("ema_updates", 0)) if state else 0)
+        if state is not None and state.get("train_state_dict"):
+            ema.model.load_state_dict(state["state_dict"])
+    scored = ema.model if ema else model  # what is evaluated and exported
     best = max((h["AP50"] for h in history if h.get("AP50") is not None), default=-1.0)
     model_kwargs = model_kwargs_for(config.arch, model, config.model_kwargs)
     started = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
     last = out / CHECKPOINT_NAME
     last_metrics = state.get("metrics") if state is not None else None
     if config.eval_initial and not history and val_records:
-        initial = evaluate_model(model, val_records, classes=classes, arch=config.arch, input_size=input_size,
+        initial = evaluate_model(scored, val_records, classes=classes, arch=config.arch, input_size=input_size,
                                  preprocessing=preprocessing, batch_size=config.batch_size)
         history.append({"epoch": 0, "loss": None, "AP": initial["AP"], "AP50": initial["AP50"],
                         "AP75": initial["AP75"], "elapsed_s": round(time.perf_counter() - started, 1)})
@@ -291,6 +350,8 @@ def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[s
             torch.nn.utils.clip_grad_norm_(params, 10.0)
             optimizer.step()
             scheduler.step()
+            if ema:
+                ema.update(model)
             losses.append(float(loss.detach()))
             if config.progress:
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
@@ -298,7 +359,7 @@ def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[s
                  "train_s": round(time.perf_counter() - epoch_start, 1), "AP": None, "AP50": None}
         metrics = None
         if val_records and (epoch % config.eval_every == 0 or epoch == config.epochs):
-            metrics = evaluate_model(model, val_records, classes=classes, arch=config.arch, input_size=input_size,
+            metrics = evaluate_model(scored, val_records, classes=classes, arch=config.arch, input_size=input_size,
                                      preprocessing=preprocessing, batch_size=config.batch_size)
             entry.update(AP=metrics["AP"], AP50=metrics["AP50"], AP75=metrics["AP75"])
             last_metrics = metrics
@@ -311,13 +372,15 @@ def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[s
             "arch": config.arch, "num_classes": len(classes), "class_map": dict(enumerate(classes)),
             "input_size": list(input_size), "preprocessing": preprocessing,
             "output_format": output_format_for(config.arch), "model_kwargs": model_kwargs,
-            "state_dict": model.state_dict(), "epoch": epoch, "optimizer": optimizer.state_dict(),
+            "state_dict": scored.state_dict(), "epoch": epoch, "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "history": history, "recipe": recipe(config),
             "metrics": metrics, "weights_source": source, "versions": _versions(),
             "split": {"seed": config.seed, "val_fraction": config.val_fraction,
                       "val_images": [str(r.path) for r in val_records]},
         }
-        payload = plain(payload, keep=("state_dict", "optimizer"))
+        if ema:
+            payload.update(train_state_dict=model.state_dict(), ema_updates=ema.updates)
+        payload = plain(payload, keep=("state_dict", "train_state_dict", "optimizer"))
         save_checkpoint(last, payload)
         if entry["AP50"] is not None and entry["AP50"] > best:
             best = entry["AP50"]
