@@ -28,15 +28,19 @@ from typing import Callable
 
 DEMO_DATASET = {"num_images": 300, "seed": 0, "min_size": 320, "max_size": 480}
 DEMO_RECIPE = {
-    "arch": "retinanet_mobilenet_v3_fpn",
+    "arch": "retinanet_tiny_fpn",
     "input_size": [224, 224],
-    "epochs": 28,
+    "epochs": 54,
     "batch_size": 8,
-    "lr": 3e-3,
+    "optimizer": "sgd",
+    "lr": 0.02,
+    "weight_decay": 4e-5,
+    "ema_decay": 0.998,
+    "crop_prob": 0.0,
     "seed": 0,
     "val_fraction": 0.2,
-    "eval_every": 2,
-    "model_kwargs": {"fpn_channels": 32},
+    "eval_every": 3,
+    "model_kwargs": {"fpn_channels": 32, "head_norm_groups": 8},
 }
 
 
