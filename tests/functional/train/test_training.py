@@ -161,3 +161,23 @@ def test_local_endpoint_scores_like_the_bundle(tiny_bundle, tiny_data, bundle_re
     assert report["images"] == bundle_report["images"] and report["source"]["latency_ms"]["p50"] > 0
     for key in ("AP", "AP50", "AP75", "AR100"):
         assert abs(report["metrics"][key] - bundle_report["metrics"][key]) <= 0.005, key
+
+
+def test_sgd_with_weight_average_resumes_and_exports_the_average(tiny_data, tmp_path):
+    common = ["--data", str(tiny_data), "--arch", "retinanet_tiny_fpn", "--input-size", str(INPUT),
+              "--batch-size", "8", "--optimizer", "sgd", "--lr", "0.02", "--ema", "0.99", "--crop-prob", "0",
+              "--model-kwargs", json.dumps({"fpn_channels": 16, "head_norm_groups": 8}), "--out", str(tmp_path),
+              "--no-progress", "--threads", "2"]
+    assert run_cli("fit", *common, "--epochs", "1").returncode == 0
+    proc = run_cli("fit", *common, "--epochs", "2", "--resume")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    raw = torch.load(tmp_path / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert [h["epoch"] for h in checkpoint["history"]] == [1, 2]
+    assert raw["recipe"]["optimizer"] == "sgd" and raw["recipe"]["ema_decay"] == 0.99
+    assert raw["ema_updates"] == 2 * 3  # 24 training images, batch 8: 3 steps per epoch, counted across the resume
+    averaged, trained = raw["state_dict"], raw["train_state_dict"]
+    assert averaged.keys() == trained.keys()
+    assert any(not torch.equal(averaged[k], trained[k]) for k in averaged if averaged[k].is_floating_point())
+    model = model_from_checkpoint(checkpoint)  # what export loads: the average
+    assert all(torch.equal(v, averaged[k]) for k, v in model.state_dict().items())
