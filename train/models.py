@@ -214,7 +214,7 @@ def build_retinanet(arch: str, *, num_classes: int, model_kwargs: dict | None = 
         if trunk_widths is not None and backbone_name != "tiny":
             raise ModelError(f"model kwarg trunk_widths is for retinanet_tiny_fpn, not {arch}")
         backbone = _small_backbone(backbone_name, fpn_channels=fpn_channels, pretrained=pretrained,
-                                   **({"trunk_widths": trunk_widths} if trunk_widths is not None else {}))
+                                   trunk_widths=trunk_widths)
         anchors = tv.AnchorGenerator(tuple(tuple(s) for s in anchor_sizes), (aspect_ratios,) * len(anchor_sizes))
         head = tv.RetinaNetHead(fpn_channels, anchors.num_anchors_per_location()[0], num_classes,
                                 norm_layer=partial(nn.GroupNorm, head_groups))
