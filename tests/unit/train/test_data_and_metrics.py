@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from detection.bundle import parse_manifest
-from detection.preprocess import preprocess
-from train.data import AugmentConfig, DetectionSamples, augment, letterbox_sample, make_target
+from detection.preprocess import normalization, preprocess
+from train.data import (AugmentConfig, DetectionSamples, augment, jitter_colours, letterbox_sample,
+                        make_target)
 from train.datasets import ImageRecord, ObjectBox, load_voc
 from train.demo_data import CLASSES, generate_dataset
 from train.metrics import coco_metrics, format_table
@@ -91,6 +92,47 @@ def test_augment_with_no_objects():
     out, boxes, labels = augment(np.zeros((20, 30, 3), np.uint8), np.zeros((0, 4)), np.zeros(0, np.int64),
                                  rng=np.random.default_rng(0))
     assert boxes.shape == (0, 4) and labels.shape == (0,) and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("arch", ["retinanet_resnet18_fpn", "dfine-n"])
+@pytest.mark.parametrize("seed", range(3))
+def test_colour_jitter_on_the_tensor_equals_jitter_on_the_photo(arch, seed):
+    """Brightness and saturation are affine per pixel, so jittering the served tensor is jittering the photo
+    before the resize (up to the photo's uint8 rounding), and the jittered pixels stay within 0..255."""
+    manifest = serving_manifest(arch=arch, input_size=(48, 64))
+    spec, input_spec = manifest.preprocessing, manifest.input
+    rng = np.random.default_rng(seed)
+    photo = rng.integers(60, 190, (90, 120, 3)).astype(np.uint8)  # no value can clip at +-25 %
+    config = AugmentConfig(brightness=0.25, contrast=0, saturation=0.25)
+    gain, bias = normalization(spec)
+
+    tensor, geometry = preprocess(photo, spec=spec, input_spec=input_spec)
+    region = tensor[0, :, :geometry.resized_height, :geometry.resized_width]
+    jitter_colours(region, rng=np.random.default_rng(seed), gain=gain, bias=bias, config=config)
+
+    draw = np.random.default_rng(seed)
+    pixels = photo.astype(np.float32) * draw.uniform(0.75, 1.25)
+    grey = pixels.mean(axis=2, keepdims=True)
+    pixels = (pixels - grey) * draw.uniform(0.75, 1.25) + grey
+    expected, _ = preprocess(np.round(pixels).astype(np.uint8), spec=spec, input_spec=input_spec)
+    assert np.abs((tensor - expected) / gain[None, :, None, None]).max() <= 0.6  # within a rounding step
+
+
+def test_colour_jitter_leaves_the_padding_and_respects_a_zero_config():
+    manifest = serving_manifest(arch="retinanet_resnet18_fpn", input_size=(64, 64))
+    gain, bias = normalization(manifest.preprocessing)
+    tensor, geometry = preprocess(np.full((32, 64, 3), 255, np.uint8), spec=manifest.preprocessing,
+                                  input_spec=manifest.input)
+    before = tensor.copy()
+    region = tensor[0, :, :geometry.resized_height, :geometry.resized_width]
+    jitter_colours(region, rng=np.random.default_rng(0), gain=gain, bias=bias,
+                   config=AugmentConfig(brightness=0, contrast=0, saturation=0))
+    assert np.array_equal(tensor, before)
+    jitter_colours(region, rng=np.random.default_rng(0), gain=gain, bias=bias, config=AugmentConfig())
+    assert np.array_equal(tensor[:, :, geometry.resized_height:], before[:, :, geometry.resized_height:])
+    pixels = (region - bias[:, None, None]) / gain[:, None, None]
+    assert pixels.min() >= -1e-3 and pixels.max() <= 255 + 1e-3  # white photo brightened: clipped to 255
+    jitter_colours(region[:, :0], rng=np.random.default_rng(0), gain=gain, bias=bias)  # empty region: no-op
 
 
 def test_serving_manifest_passes_the_lambda_validator():
