@@ -51,12 +51,19 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else Path.home() / ".cache" / "serverless-detection"
 
 
+def dataset_key_params(dataset: dict | None = None) -> dict:
+    """The generator's parameters plus its version: what identifies the generated files."""
+    from .demo_data import GENERATOR_VERSION
+
+    return {**(dataset or DEMO_DATASET), "generator": GENERATOR_VERSION}
+
+
 def recipe_key(dataset: dict | None = None, recipe: dict | None = None) -> str:
     """12 hex chars identifying what would be trained (changes when anything that matters changes)."""
     import torch
     import torchvision
 
-    payload = {"dataset": dataset or DEMO_DATASET, "recipe": recipe or DEMO_RECIPE,
+    payload = {"dataset": dataset_key_params(dataset), "recipe": recipe or DEMO_RECIPE,
                "torch": torch.__version__, "torchvision": torchvision.__version__, "format": 1}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -82,7 +89,7 @@ def ensure_demo_dataset(cache_dir: str | os.PathLike | None = None, *, dataset: 
     from .demo_data import generate_dataset
 
     params = dataset or DEMO_DATASET
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps(dataset_key_params(params), sort_keys=True).encode()).hexdigest()[:12]
     root = cache_root(cache_dir) / "demo-data" / key
     with _locked(root.parent / f"{key}.lock"):
         if not (root / "done.json").is_file():

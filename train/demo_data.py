@@ -9,8 +9,9 @@ Four textured "products" on cluttered backgrounds, so a detector has to learn sh
 
 Backgrounds are random gradients with noise, plus distractors (plain polygons, ellipses, lines) that share
 colours with the objects but not their shape+texture. Objects vary in size (about 6-40 % of the image side),
-aspect, colour and may overlap (IoU <= 0.35; the later one occludes the earlier); every box is the full
-object extent, as VOC annotators draw it. Generation is deterministic for a given seed.
+aspect, colour and may overlap (IoU <= 0.35; the later one occludes the earlier, covering at most half of
+its box, so every labelled object stays visible); every box is the full object extent, as VOC annotators
+draw it. Generation is deterministic for a given seed.
 
 Example:
     >>> from tempfile import mkdtemp
@@ -22,6 +23,10 @@ Example:
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -29,6 +34,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 CLASSES = ("soda_can", "cereal_box", "orange", "milk_carton")
+GENERATOR_VERSION = 2  # part of the demo cache keys: bump when the same parameters would draw other scenes
+MAX_IOU = 0.35  # between any two objects' boxes
+MAX_HIDDEN = 0.5  # most of an object's box that later objects may cover
 
 
 def _gradient_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -129,6 +137,16 @@ def _iou(a: tuple, b: tuple) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _cover(mask: np.ndarray, box: tuple, by: tuple) -> np.ndarray:
+    """``mask`` (the hidden pixels of ``box``) with the part under ``by`` added."""
+    out = mask.copy()
+    x1, y1 = max(by[0] - box[0], 0), max(by[1] - box[1], 0)
+    x2, y2 = min(by[2], box[2]) - box[0], min(by[3], box[3]) - box[1]
+    if x2 > x1 and y2 > y1:
+        out[y1:y2, x1:x2] = True
+    return out
+
+
 def render_scene(rng: np.random.Generator, *, width: int, height: int, max_objects: int = 6,
                  classes: tuple[str, ...] = CLASSES) -> tuple[Image.Image, list[tuple[str, tuple[int, ...]]]]:
     """One RGB scene and its objects ``[(label, (xmin, ymin, xmax, ymax)), ...]`` (pixel edges, ints).
@@ -141,6 +159,7 @@ def render_scene(rng: np.random.Generator, *, width: int, height: int, max_objec
     canvas = Image.fromarray(_gradient_background(rng, width, height))
     _draw_distractors(rng, ImageDraw.Draw(canvas), width, height)
     objects: list[tuple[str, tuple[int, ...]]] = []
+    hidden: list[np.ndarray] = []  # per placed object: which of its box pixels later objects cover
     wanted = int(rng.integers(0, max_objects + 1)) if rng.uniform() < 0.05 else int(rng.integers(1, max_objects + 1))
     for _ in range(wanted * 4):  # a few tries per object to respect the overlap limit
         if len(objects) >= wanted:
@@ -151,8 +170,12 @@ def render_scene(rng: np.random.Generator, *, width: int, height: int, max_objec
             continue
         x0, y0 = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
         box = (x0, y0, x0 + w, y0 + h)
-        if any(_iou(box, other) > 0.35 for _, other in objects):
+        if any(_iou(box, other) > MAX_IOU for _, other in objects):
             continue
+        covered = [_cover(mask, other, box) for mask, (_, other) in zip(hidden, objects)]
+        if any(mask.mean() > MAX_HIDDEN for mask in covered):  # an annotator would not see it: no label
+            continue
+        hidden = covered + [np.zeros((h, w), dtype=bool)]
         pixels = np.clip(_texture(rng, label, w, h), 0, 255).astype(np.uint8)
         canvas.paste(Image.fromarray(pixels), (x0, y0), _mask(label, w, h))
         objects.append((label, box))
@@ -180,6 +203,18 @@ def voc_xml(*, filename: str, width: int, height: int, objects: list[tuple[str, 
     return "\n".join(parts) + "\n"
 
 
+def _write_scene(index: int, *, out: Path, seed: int, min_size: int, max_size: int, max_objects: int,
+                 jpeg_quality: int) -> list[str]:
+    rng = np.random.default_rng([seed, index])  # per-image streams: image i is the same for any count or order
+    width, height = (int(v) for v in rng.integers(min_size, max_size + 1, 2))
+    image, objects = render_scene(rng, width=width, height=height, max_objects=max_objects)
+    stem = f"scene_{index:05d}"
+    image.save(out / "images" / f"{stem}.jpg", quality=jpeg_quality)
+    (out / "annotations" / f"{stem}.xml").write_text(
+        voc_xml(filename=f"{stem}.jpg", width=width, height=height, objects=objects))
+    return [label for label, _ in objects]
+
+
 def generate_dataset(
     out_dir: str | Path,
     *,
@@ -189,11 +224,13 @@ def generate_dataset(
     max_size: int = 480,
     max_objects: int = 6,
     jpeg_quality: int = 90,
+    workers: int | None = None,
 ) -> dict:
     """Write ``num_images`` scenes to ``out_dir/images`` and their VOC XML to ``out_dir/annotations``.
 
     Image sides are drawn uniformly from ``[min_size, max_size]`` (so aspect ratios vary). Returns a summary
-    with per-class object counts.
+    with per-class object counts. ``workers`` processes render in parallel (default: the CPUs this process
+    may use); the files are the same for any number of workers.
     """
     if num_images < 0:
         raise ValueError(f"num_images must be >= 0, got {num_images}")
@@ -202,15 +239,17 @@ def generate_dataset(
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
+    write = partial(_write_scene, out=out, seed=seed, min_size=min_size, max_size=max_size,
+                    max_objects=max_objects, jpeg_quality=jpeg_quality)
+    workers = workers or len(os.sched_getaffinity(0))
+    if workers > 1 and num_images >= 64:
+        # spawn, not fork: the caller may hold torch's OpenMP threads, which a forked child must not inherit
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            labels = list(pool.map(write, range(num_images), chunksize=16))
+    else:
+        labels = [write(index) for index in range(num_images)]
     counts = {name: 0 for name in CLASSES}
-    for index in range(num_images):
-        rng = np.random.default_rng([seed, index])  # per-image streams: image i is the same for any count
-        width, height = (int(v) for v in rng.integers(min_size, max_size + 1, 2))
-        image, objects = render_scene(rng, width=width, height=height, max_objects=max_objects)
-        stem = f"scene_{index:05d}"
-        image.save(out / "images" / f"{stem}.jpg", quality=jpeg_quality)
-        (out / "annotations" / f"{stem}.xml").write_text(
-            voc_xml(filename=f"{stem}.jpg", width=width, height=height, objects=objects))
-        for label, _ in objects:
+    for image_labels in labels:
+        for label in image_labels:
             counts[label] += 1
     return {"path": str(out), "images": num_images, "seed": seed, "objects": counts, "classes": list(CLASSES)}

@@ -35,6 +35,39 @@ def test_demo_data_is_deterministic_and_parseable(demo_root, tmp_path):
     assert dataset.report.dropped == 0
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_demo_scenes_overlap_but_never_hide_more_than_half_of_a_labelled_object(seed):
+    """Boxes are in paint order: what later boxes cover of an earlier one is at most MAX_HIDDEN of it."""
+    from train.demo_data import MAX_HIDDEN, MAX_IOU, render_scene
+
+    overlapping = 0
+    for index in range(40):
+        _, objects = render_scene(np.random.default_rng([seed, index]), width=200, height=160)
+        for i, (_, (x1, y1, x2, y2)) in enumerate(objects):
+            covered = np.zeros((y2 - y1, x2 - x1), bool)
+            for _, (a1, b1, a2, b2) in objects[i + 1:]:
+                covered[max(b1 - y1, 0):max(b2 - y1, 0), max(a1 - x1, 0):max(a2 - x1, 0)] = True
+            assert covered.mean() <= MAX_HIDDEN
+            overlapping += bool(covered.any())
+        for i, (_, a) in enumerate(objects):
+            for _, b in objects[i + 1:]:
+                ix = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+                union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix
+                assert ix / union <= MAX_IOU
+    assert overlapping > 0  # occlusion still happens
+
+
+def test_parallel_generation_writes_the_same_files(tmp_path):
+    serial = generate_dataset(tmp_path / "one", num_images=64, seed=3, min_size=48, max_size=72, workers=1)
+    parallel = generate_dataset(tmp_path / "two", num_images=64, seed=3, min_size=48, max_size=72, workers=2)
+    assert serial["objects"] == parallel["objects"]
+    for folder in ("images", "annotations"):
+        names = sorted(p.name for p in (tmp_path / "one" / folder).iterdir())
+        assert len(names) == 64 and names == sorted(p.name for p in (tmp_path / "two" / folder).iterdir())
+        assert all((tmp_path / "one" / folder / n).read_bytes() == (tmp_path / "two" / folder / n).read_bytes()
+                   for n in names)
+
+
 @pytest.mark.parametrize("arch", ["retinanet_resnet18_fpn", "dfine-n"])
 def test_training_tensor_is_exactly_the_served_tensor(demo_root, arch):
     """Without augmentation, a sample is bit-identical to what the Lambda feeds the bundle."""
