@@ -1,7 +1,7 @@
 """``python -m train``: fit a detector, generate the demo dataset, evaluate, build the cached demo detector.
 
-    python -m train demo-data --out .cache/demo --images 300
-    python -m train fit --data .cache/demo --arch retinanet_resnet18_fpn --epochs 20 --out runs/demo
+    python -m train demo-data --out .cache/demo                  # the demo dataset: 2000 images, ~1 min
+    python -m train fit --data .cache/demo --arch retinanet_tiny_fpn --epochs 9 --out runs/demo
     python -m train evaluate --checkpoint runs/demo/checkpoint.pt --data .cache/demo
     python -m train demo            # cached demo checkpoint (+ bundle when export is installed)
 
@@ -87,8 +87,9 @@ def _run_fit(args) -> int:
 def _add_demo_data(sub) -> None:
     p = sub.add_parser("demo-data", help="generate the seeded offline demo dataset (VOC)")
     p.add_argument("--out", default=".cache/demo-data")
-    p.add_argument("--images", type=int, default=300)
+    p.add_argument("--images", type=int, default=2000, help="how many scenes (default 2000, the demo detector's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="rendering processes (default: all CPUs; same files for any count)")
     p.add_argument("--min-size", type=int, default=320)
     p.add_argument("--max-size", type=int, default=480)
 
@@ -97,7 +98,7 @@ def _run_demo_data(args) -> int:
     from .demo_data import generate_dataset
 
     print(json.dumps(generate_dataset(args.out, num_images=args.images, seed=args.seed, min_size=args.min_size,
-                                      max_size=args.max_size)))
+                                      max_size=args.max_size, workers=args.workers)))
     return 0
 
 

@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-DEMO_DATASET = {"num_images": 300, "seed": 0, "min_size": 320, "max_size": 480}
+DEMO_DATASET = {"num_images": 2000, "seed": 0, "min_size": 320, "max_size": 480}
 DEMO_RECIPE = {
     "arch": "retinanet_tiny_fpn",
     "input_size": [224, 224],
-    "epochs": 54,
+    "epochs": 9,
     "batch_size": 8,
     "optimizer": "sgd",
     "lr": 0.02,
@@ -39,7 +39,7 @@ DEMO_RECIPE = {
     "crop_prob": 0.0,
     "seed": 0,
     "val_fraction": 0.2,
-    "eval_every": 3,
+    "eval_every": 2,
     "model_kwargs": {"fpn_channels": 32, "head_norm_groups": 8},
 }
 
