@@ -3,9 +3,10 @@
 Resizing is separable: each axis has a small table of source indices and weights (cached per size pair),
 so a pass is a handful of vectorized gathers with multiply-adds. Antialiased downscaling has many taps per
 output (7 for 1920 -> 640), so there each axis is instead a chain of small dense matrix products over bands of
-outputs (a band of 8 outputs reads only the ~30 inputs under it): BLAS does the multiply-adds, the first
-pass reads the uint8 source once, and the last pass writes each channel, gain folded into its weights,
-straight into the padded NCHW tensor. Kernels:
+outputs (a band of 8 outputs reads only the ~30 inputs under it): BLAS does the multiply-adds on interleaved
+RGB rows (each uint8 row band converted while it is in cache), and only the last step, the gain multiply,
+writes channel planes into the padded NCHW tensor (1.03-1.35x faster than resizing planes, measured on
+1080p/4K to 640/384). Kernels:
 
 - ``bilinear`` without antialias: torch's ``interpolate(mode="bilinear", align_corners=False)``
   (torchvision's detection transform);
@@ -168,31 +169,56 @@ def resize_bands(in_size: int, out_size: int, interpolation: str, antialias: boo
     return tuple(bands)
 
 
-def _matmul_single_threaded(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    step = max(1, _SINGLE_THREAD_MACS // max(1, a.shape[1] * b.shape[1]))
-    for start in range(0, a.shape[0], step):
-        np.matmul(a[start:start + step], b, out=out[start:start + step])
+def _matmul_single_threaded(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, axis: int) -> None:
+    """``out = a @ b`` in slices along ``axis`` (0: rows of ``a``, 1: columns of ``b``), each below BLAS's
+    threading threshold."""
+    if axis == 0:
+        step = max(1, _SINGLE_THREAD_MACS // max(1, a.shape[1] * b.shape[1]))
+        for start in range(0, a.shape[0], step):
+            np.matmul(a[start:start + step], b, out=out[start:start + step])
+    else:
+        step = max(1, _SINGLE_THREAD_MACS // max(1, a.shape[0] * a.shape[1]))
+        for start in range(0, b.shape[1], step):
+            np.matmul(a, b[:, start:start + step], out=out[:, start:start + step])
+
+
+@lru_cache(maxsize=64)
+def _row_bands(in_size: int, out_size: int, interpolation: str, antialias: bool):
+    """Row bands with their weights transposed (outputs x inputs), for ``weights @ source rows``."""
+    return tuple((a, b, c, d, np.ascontiguousarray(w.T))
+                 for a, b, c, d, w in resize_bands(in_size, out_size, interpolation, antialias))
+
+
+@lru_cache(maxsize=64)
+def _pixel_bands(in_size: int, out_size: int, interpolation: str, antialias: bool):
+    """Column bands acting on interleaved RGB: each weight becomes a 3x3 identity block, so one product
+    resizes all three channels of a row band in place of three strided ones."""
+    eye = np.eye(3, dtype=np.float32)
+    return tuple((3 * a, 3 * b, 3 * c, 3 * d, np.kron(w, eye))
+                 for a, b, c, d, w in resize_bands(in_size, out_size, interpolation, antialias))
 
 
 def _banded_resize_into(image: np.ndarray, out: np.ndarray, *, gains: np.ndarray, channels: tuple[int, ...],
                         interpolation: str, antialias: bool) -> None:
     """``out[c] = resize(image[..., channels[c]]) * gains[c]`` for an ``(H, W, 3)`` image, ``out`` (3, h, w).
 
-    Rows first, into a (W*3, h) buffer: the source is read once, row bands being contiguous, and each channel
-    of the buffer is then a plain strided matrix for the column pass.
+    Everything stays interleaved (H, W*3) until the last write: a row band of the uint8 source is converted
+    while it is hot in cache and multiplied from the left (a wide, contiguous product), the column pass reads
+    contiguous row segments, and only the final gain multiply transposes to planes.
     """
     in_h, in_w = image.shape[:2]
     out_h, out_w = out.shape[1:]
     flat = np.ascontiguousarray(image).reshape(in_h, in_w * 3)
-    rows_done = np.empty((in_w * 3, out_h), dtype=np.float32)
-    for in_start, in_stop, out_start, out_stop, weights in resize_bands(in_h, out_h, interpolation, antialias):
-        source = flat[in_start:in_stop].astype(np.float32)
-        _matmul_single_threaded(source.T, weights, rows_done[:, out_start:out_stop])
-    by_channel = rows_done.reshape(in_w, 3, out_h)
-    for in_start, in_stop, out_start, out_stop, weights in resize_bands(in_w, out_w, interpolation, antialias):
-        for c, source_channel in enumerate(channels):
-            _matmul_single_threaded(by_channel[in_start:in_stop, source_channel, :].T, weights * gains[c],
-                                    out[c, :, out_start:out_stop])
+    rows_done = np.empty((out_h, in_w * 3), dtype=np.float32)
+    for in_start, in_stop, out_start, out_stop, weights in _row_bands(in_h, out_h, interpolation, antialias):
+        _matmul_single_threaded(weights, flat[in_start:in_stop].astype(np.float32),
+                                rows_done[out_start:out_stop], axis=1)
+    pixels = np.empty((out_h, out_w * 3), dtype=np.float32)
+    for in_start, in_stop, out_start, out_stop, weights in _pixel_bands(in_w, out_w, interpolation, antialias):
+        _matmul_single_threaded(rows_done[:, in_start:in_stop], weights, pixels[:, out_start:out_stop], axis=0)
+    by_channel = pixels.reshape(out_h, out_w, 3).transpose(2, 0, 1)
+    for c, source_channel in enumerate(channels):
+        np.multiply(by_channel[source_channel], gains[c], out=out[c])
 
 
 def _use_bands(in_h: int, in_w: int, height: int, width: int, interpolation: str, antialias: bool) -> bool:
