@@ -153,8 +153,13 @@ def model_in_tmp(bundle_dir: Path, config: BenchConfig, *, optimized: bool) -> P
 
 
 def run_worker(*, mode: str, package_dir: Path, model_dir: Path, images: dict[str, Path], env: dict | None = None,
-               **settings) -> dict:
-    """``python -I -S bench/worker.py`` with only the package on its path; returns its JSON result."""
+               bytecode: bool = True, **settings) -> dict:
+    """``python -I -S -B bench/worker.py`` with only the package on its path; returns its JSON result.
+
+    ``-B``: like Lambda's read-only /var/task, nothing is written into the package, so it is measured as
+    shipped. ``bytecode=False`` also hides the package's ``.pyc`` (an empty ``pycache_prefix``): every import
+    compiles, as it does on Lambda for a package built without an interpreter of the target's version.
+    """
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as scratch:
         result_path = Path(scratch) / "result.json"
         config = {"mode": mode, "package_dir": str(package_dir), "result": str(result_path),
@@ -164,7 +169,8 @@ def run_worker(*, mode: str, package_dir: Path, model_dir: Path, images: dict[st
         child_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MODEL_URI": str(model_dir),
                      "MODEL_CACHE_DIR": str(Path(scratch) / "cache"), "LANG": "C.UTF-8", **(env or {})}
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-I", "-S", str(WORKER), str(config_path)], env=child_env,
+        flags = ["-I", "-S", "-B"] + ([] if bytecode else ["-X", f"pycache_prefix={Path(scratch) / 'pycache'}"])
+        proc = subprocess.run([sys.executable, *flags, str(WORKER), str(config_path)], env=child_env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=1800)
         wall = time.perf_counter() - started
         if proc.returncode != 0:
@@ -208,14 +214,15 @@ COLD_KEYS = ("imports_s", "numpy_s", "pillow_s", "onnxruntime_s", "detection_s",
              "since_process_start_s", "process_wall_s")
 
 
-def cold_starts(package_dir: Path, model_dirs: dict[str, Path], images: dict[str, Path], config: BenchConfig) -> dict:
-    """Fresh processes, alternating between the bundle variants in ``model_dirs`` (plain / pre-optimized):
+def cold_starts(package_dir: Path, variants: dict[str, tuple[Path, bool]], images: dict[str, Path],
+                config: BenchConfig) -> dict:
+    """Fresh processes, alternating between ``variants`` (name -> (bundle dir, byte code shipped or not)):
     interpreter start, imports, bundle read + session creation, first 1080p invoke."""
-    runs: dict[str, list[dict]] = {name: [] for name in model_dirs}
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
     for _ in range(config.cold_starts):
-        for name, model_dir in model_dirs.items():
+        for name, (model_dir, bytecode) in variants.items():
             runs[name].append(run_worker(mode="cold", package_dir=package_dir, model_dir=model_dir, images=images,
-                                         cold_image="1080p"))
+                                         cold_image="1080p", bytecode=bytecode))
     out = {}
     for name, results in runs.items():
         median = {key: round(float(np.median([r[key] for r in results])), 3) for key in COLD_KEYS}
@@ -240,7 +247,7 @@ def package_sizes(arches: tuple[str, ...], config: BenchConfig) -> dict:
             continue
         sizes[arch] = {"zipped_mib": round(result.zipped_bytes / 2**20, 2),
                        "unzipped_mib": round(result.unzipped_bytes / 2**20, 2),
-                       "python": result.python, "within_budget": result.zipped_bytes <= 50 * 2**20
+                       "python": result.python, "bytecode": result.bytecode, "within_budget": result.zipped_bytes <= 50 * 2**20
                        and result.unzipped_bytes <= 150 * 2**20}
     return sizes
 
@@ -281,10 +288,12 @@ def bench_model(spec: ModelSpec, *, package_dir: Path, images: dict[str, Path], 
     entry["handler"] = handler_vs_floor(package_dir, model_dir, images, config)
     log(f"[{spec.key}] one-vCPU duration ...")
     entry["one_vcpu"] = one_vcpu_duration(package_dir, model_dir, images, config)
-    log(f"[{spec.key}] cold starts (plain and pre-optimized model, alternating) ...")
-    colds = cold_starts(package_dir, {"plain": plain_dir, "optimized": model_dir}, images, config)
+    log(f"[{spec.key}] cold starts (plain and pre-optimized model, with and without byte code, alternating) ...")
+    colds = cold_starts(package_dir, {"plain": (plain_dir, True), "optimized": (model_dir, True),
+                                      "no_bytecode": (model_dir, False)}, images, config)
     entry["cold_start"] = colds["optimized"]
     entry["cold_start_plain"] = colds["plain"]
+    entry["cold_start_no_bytecode"] = colds["no_bytecode"]
     entry["cost"] = cost_table(one_vcpu_ms=entry["one_vcpu"]["handler_1080p"]["p50_ms"],
                                two_vcpu_ms=entry["handler"]["handler_1080p"]["p50_ms"])
     eager = entry["eager_vs_ort"]

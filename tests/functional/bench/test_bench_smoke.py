@@ -55,6 +55,8 @@ def test_quick_run_results_have_every_figure(quick_run):
         assert handler["session_run"][key] > 0
     assert model["cold_start"]["opened"] == ["model.optimized.onnx"]
     assert model["cold_start_plain"]["opened"] == ["model.onnx"]
+    assert model["cold_start_no_bytecode"]["opened"] == ["model.optimized.onnx"]
+    assert model["cold_start_no_bytecode"]["median"]["imports_s"] > 0
     assert model["ratios"]["cold_start_plain_over_optimized"] > 0
     assert model["one_vcpu"]["handler_1080p_over_session_run"] > 0
     cold = model["cold_start"]["median"]
@@ -62,6 +64,7 @@ def test_quick_run_results_have_every_figure(quick_run):
     assert [row["memory_mb"] for row in model["cost"]] == [1024, 1769, 2048, 3008, 3538, 10240]
     assert all(row["usd_per_million_arm64"] < row["usd_per_million_x86_64"] for row in model["cost"])
     assert results["packages"]["local"]["zipped_mib"] > 0
+    assert results["packages"]["local"]["bytecode"] is not None  # this interpreter compiles the local build
 
 
 @pytest.mark.parametrize("text, expected", [

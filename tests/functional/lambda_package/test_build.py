@@ -4,6 +4,7 @@ pruned, reproducible, and rebuilt only when their inputs change."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -30,7 +31,14 @@ def check_package(result) -> list[str]:
     names = [info.filename for info in infos]
     assert names == sorted(names) and {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert {"handler.py", "detection/__init__.py", "detection/pipeline.py", "onnxruntime/__init__.py"} <= set(names)
-    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyi", ".h"))]
+    assert not [n for n in names if n.endswith((".pyi", ".h"))]
+    byte_code = {n for n in names if n.endswith(".pyc")}
+    if result.bytecode is None:
+        assert not byte_code
+    else:  # one unchecked-hash .pyc per module, for the target's interpreter only
+        expected = {f"{n.rsplit('/', 1)[0] + '/' if '/' in n else ''}__pycache__/{n.rsplit('/', 1)[-1][:-3]}."
+                    f"{result.bytecode}.pyc" for n in names if n.endswith(".py")}
+        assert byte_code == expected
     assert not [n for n in names if n.startswith(NEVER_SHIPPED)] and not [n for n in names if "/tests/" in n]
     assert sum(info.file_size for info in infos) == result.unzipped_bytes
     return names
@@ -39,6 +47,18 @@ def check_package(result) -> list[str]:
 def test_local_package_fits_the_budget_and_is_pruned(local_package):
     check_package(local_package)
     print(f"\n{local_package.summary()}")
+
+
+def test_the_local_package_ships_byte_code_the_runtime_uses_without_reading_the_source(local_package, tmp_path):
+    """Lambda cannot write ``__pycache__`` (read-only /var/task): shipped byte code is what saves the compile."""
+    assert local_package.bytecode == sys.implementation.cache_tag
+    shutil.copytree(local_package.package_dir / "detection", tmp_path / "detection")
+    (tmp_path / "detection" / "errors.py").write_text("raise SystemExit('source was compiled instead')\n")
+    proc = subprocess.run([sys.executable, "-I", "-S", "-B", "-c",
+                           "import sys; sys.path.insert(0, sys.argv[1]); import detection.errors as e; "
+                           "print(e.__spec__.cached)", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith(f"errors.{sys.implementation.cache_tag}.pyc")
 
 
 def test_unchanged_inputs_reuse_the_build_and_a_forced_rebuild_is_byte_identical(local_package, tmp_path):
