@@ -47,6 +47,19 @@ TUNING_LOG = [
     "demo training images, AP on the 59-image val split) | AP 0.5043, 7.78 ms | AP 0.4881 (-1.62 points), 7.58 ms "
     "(1.05x) | no: refused by the 1-point gate (the gate works on a trained model; first run also exposed "
     "empty-level `Reshape(0,-1)` failures, fixed in the RetinaNet export) |",
+    "| the same on session 3's demo detector (2000 images, mAP50 0.913; AP on the 400-image val split) "
+    "| AP 0.6545, 6.25 ms | AP 0.6503 (-0.42 points), 5.52 ms (1.14x) | offered (`quantization.json` "
+    "status `offered`): a better-trained model quantizes within the gate |",
+    "| byte code shipped in the package (unchecked-hash .pyc for the target's Python) vs sources only, "
+    "D-FINE-S 640 cold start (imports + session + first run) | 1.799 s (imports 0.907 s) "
+    "| 0.868 s (imports 0.201 s) | yes (`lambda_build`, when the target's interpreter is at hand) |",
+    "| banded resize kept interleaved (row bands converted from uint8 in cache, 3x3-expanded column weights), "
+    "1080p -> 640 stretch | 27.96 ms | 21.57 ms (1.26x; 4K -> 640 1.15x, 4K -> 384 letterbox 1.35x, "
+    "1080p -> 384 1.03x; max diff 1.2e-6) | yes |",
+    "| band width 4 / 6 / 12 instead of 8 outputs (1080p -> 640) | 22.0 ms | 21.5 / 23.4 / 25.9 ms | no (noise) |",
+    "| ORT `session.disable_prepacking`, memory pattern off, model in ORT format: D-FINE-S 640 fresh-process "
+    "imports + session + first run | 0.79-0.83 s | 0.76-0.80 / 0.77-0.83 / 0.77-0.83 s | no (noise) |",
+    "| ORT `session.set_denormal_as_zero`, D-FINE-S 384, 1 thread | 212.8 ms | 216.3 ms | no |",
     "",
     "Profile of D-FINE-S 640 (ORT, 1 thread): Conv 57 %, Gemm 19 %, Concat 4.5 %, GridSample 4 %: the graph "
     "is compute-bound, so session options cannot close the remaining gap to 2x over eager.",
