@@ -129,6 +129,7 @@ class DetectionSamples(torch.utils.data.Dataset):
         self.spec = Preprocessing(**{**preprocessing, "mean": _tuple(preprocessing.get("mean")),
                                      "std": _tuple(preprocessing.get("std"))})
         self.input_spec = InputSpec("images", int(input_size[0]), int(input_size[1]))
+        self.gain, self.bias = normalization(self.spec)  # tensor = pixel * gain + bias, for the colour jitter
         self.train = train
         self.seed = seed
         self.epoch = 0
@@ -148,10 +149,9 @@ class DetectionSamples(torch.utils.data.Dataset):
         tensor, geometry = preprocess(image, spec=self.spec, input_spec=self.input_spec)
         tensor = tensor[0]
         if rng is not None:
-            gain, bias = normalization(self.spec)
             jitter_colours(tensor[:, geometry.pad_y:geometry.pad_y + geometry.resized_height,
                                   geometry.pad_x:geometry.pad_x + geometry.resized_width],
-                           rng=rng, gain=gain, bias=bias, config=self.augment_config)
+                           rng=rng, gain=self.gain, bias=self.bias, config=self.augment_config)
         mapped = map_boxes(boxes, geometry)
         return torch.from_numpy(tensor), make_target(mapped, labels, family=self.family,
                                                      input_size=(self.input_spec.height, self.input_spec.width)), index

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -241,7 +240,10 @@ def generate_dataset(
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     write = partial(_write_scene, out=out, seed=seed, min_size=min_size, max_size=max_size,
                     max_objects=max_objects, jpeg_quality=jpeg_quality)
-    workers = workers or len(os.sched_getaffinity(0))
+    if workers is None:
+        from detection.session import available_cpus  # here, not at import: spawned workers skip onnxruntime
+
+        workers = available_cpus()
     if workers > 1 and num_images >= 64:
         # spawn, not fork: the caller may hold torch's OpenMP threads, which a forked child must not inherit
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
