@@ -58,7 +58,7 @@ def cold(config: dict) -> dict:
     events = _events(config["images"])
     first, body = _invoke(handler, events[config["cold_image"]])
     return {**imports, "init_s": t1 - t0, "first_invoke_s": first, "first_timings_ms": body["timings_ms"],
-            "model_path": handler.load_detector().session._model_path,
+            "model_path": handler.SERVICE.detector().session._model_path,
             "since_process_start_s": time.perf_counter() - PROCESS_T0}
 
 
@@ -68,7 +68,7 @@ def warm(config: dict) -> dict:
 
     from detection.preprocess import preprocess
 
-    detector = handler.load_detector()
+    detector = handler.SERVICE.detector()
     manifest = detector.manifest
     events = _events(config["images"])
     # the floor: the same session on the tensor the handler would build from the first image

@@ -250,7 +250,7 @@ def toolkit_error(exc: DetectionError) -> Exception:
         from sagemaker_inference.errors import BaseInferenceToolkitError
     except ImportError:
         return exc
-    body = json.dumps({"error": {"code": exc.code, "message": exc.message, "status": exc.status}})
+    body = json.dumps(exc.to_dict())
     return BaseInferenceToolkitError(exc.status, exc.message, body)
 
 

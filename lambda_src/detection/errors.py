@@ -14,7 +14,16 @@ class DetectionError(Exception):
         self.message = message
 
     def to_dict(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message}}
+        """The error body every caller gets (HTTP body, direct-invoke result, SageMaker response)."""
+        return {"error": {"code": self.code, "message": self.message, "status": self.status}}
+
+
+class InternalError(DetectionError):
+    """Our fault, with nothing the caller can change: they get only the request id to quote."""
+
+    @classmethod
+    def for_request(cls, request_id: str | None) -> "InternalError":
+        return cls(f"internal error; quote request id {request_id} when reporting it")
 
 
 class BadRequest(DetectionError):
@@ -61,3 +70,10 @@ class BundleError(DetectionError):
 
     status = 500
     code = "BundleError"
+
+
+class ConfigError(DetectionError):
+    """The function's environment is invalid (see ``settings``): a deployment fault."""
+
+    status = 500
+    code = "ConfigError"

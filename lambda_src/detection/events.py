@@ -25,6 +25,7 @@ from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 MAX_DETECTIONS_LIMIT = 1000
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+HTTP_KINDS = ("http_v2", "function_url", "rest_v1")
 _DATA_URL = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
 
 
@@ -48,7 +49,7 @@ class Request:
 
     @property
     def http(self) -> bool:
-        return self.kind in ("http_v2", "function_url", "rest_v1")
+        return self.kind in HTTP_KINDS
 
 
 # ---------------------------------------------------------------- options
@@ -156,15 +157,26 @@ def _image_from_json(body: Mapping[str, Any], kind: str, options: Options, max_b
 # ---------------------------------------------------------------- event shapes
 
 
-def event_kind(event: Mapping[str, Any]) -> str:
+def event_kind(event: Any) -> str:
+    """Which shape ``event`` has, decided by its keys alone (never fails: a malformed event of a shape is
+    still that shape, so its errors come back in that shape's form)."""
+    if not isinstance(event, dict):
+        return "direct"
+    context = event.get("requestContext")
     if event.get("version") == "2.0" and "requestContext" in event:
-        domain = str(event["requestContext"].get("domainName", ""))
+        domain = str(context.get("domainName", "")) if isinstance(context, dict) else ""
         return "function_url" if ".lambda-url." in domain else "http_v2"
     if "httpMethod" in event and "requestContext" in event:
         return "rest_v1"
-    if isinstance(event.get("Records"), list) and event["Records"] and "s3" in event["Records"][0]:
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict) and "s3" in records[0]:
         return "s3_notification"
     return "direct"
+
+
+def answers_http(event: Any) -> bool:
+    """Whether the response must be an HTTP proxy response (statusCode/headers/body)."""
+    return event_kind(event) in HTTP_KINDS
 
 
 def _headers(event: Mapping[str, Any]) -> dict[str, str]:
@@ -214,7 +226,7 @@ def parse_event(event: Any, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> Requ
     if not isinstance(event, dict):
         raise BadRequest('event must be a JSON object such as {"image": "<base64>"}')
     kind = event_kind(event)
-    if kind in ("http_v2", "function_url", "rest_v1"):
+    if kind in HTTP_KINDS:
         return _parse_http(event, kind, max_bytes)
     if kind == "s3_notification":
         record = event["Records"][0]["s3"]

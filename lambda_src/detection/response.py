@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .errors import DetectionError
-
 JSON_HEADERS = {"content-type": "application/json"}
-
-
-def error_body(error: DetectionError) -> dict:
-    return {"error": {"code": error.code, "message": error.message, "status": error.status}}
 
 
 def http_response(status: int, body: dict, *, headers: dict | None = None) -> dict:

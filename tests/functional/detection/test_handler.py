@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from detection.settings import Settings
+from handler import Service
 from tests.conftest import load_event
 from tests.support.known_answer import build_known_answer_bundle, square_image
 
@@ -17,14 +19,9 @@ HANDLER_PATH = Path(__file__).resolve().parents[3] / "lambda_src" / "handler.py"
 SQUARE = (40, 30, 120, 90)
 
 
-def load_handler(monkeypatch, model_uri, **env):
-    monkeypatch.setenv("MODEL_URI", str(model_uri))
-    for key, value in env.items():
-        monkeypatch.setenv(key, str(value))
-    spec = importlib.util.spec_from_file_location("handler_under_test", HANDLER_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_handler(model_uri, **env):
+    """A container's service built from this environment (no process environment touched)."""
+    return Service(Settings.from_env({"MODEL_URI": str(model_uri), **{k: str(v) for k, v in env.items()}}))
 
 
 class Context:
@@ -32,7 +29,7 @@ class Context:
 
 
 def invoke(module, event):
-    response = module.handler(event, Context())
+    response = module.handle(event, Context())
     json.dumps(response)  # must be serializable as Lambda will do
     if "statusCode" in response:
         return response["statusCode"], json.loads(response["body"])
@@ -44,8 +41,8 @@ def boxes(body):
 
 
 @pytest.fixture()
-def handler(monkeypatch, known_answer_bundle):
-    return load_handler(monkeypatch, known_answer_bundle.root)
+def handler(known_answer_bundle):
+    return load_handler(known_answer_bundle.root)
 
 
 @pytest.fixture()
@@ -78,7 +75,7 @@ def test_every_event_shape_finds_the_square(handler, s3_image):
 
 
 def test_http_responses_are_proxy_shaped(handler):
-    response = handler.handler(load_event("http_api_v2_binary.json"), Context())
+    response = handler.handle(load_event("http_api_v2_binary.json"), Context())
     assert response["statusCode"] == 200 and response["isBase64Encoded"] is False
     assert response["headers"]["content-type"] == "application/json"
     assert json.loads(response["body"])["detections"]
@@ -89,9 +86,9 @@ def test_http_responses_are_proxy_shaped(handler):
     [(f, r, p) for f in ("boxes_scores_labels", "detr") for r in ("letterbox", "stretch") for p in ("center", "bottom_right")],
 )
 @pytest.mark.parametrize("size, box", [((640, 360), (100, 50, 300, 200)), ((300, 900), (10, 600, 290, 890))])
-def test_boxes_land_on_the_object(monkeypatch, known_answer_bundles, output_format, resize, pad_position, size, box):
+def test_boxes_land_on_the_object(known_answer_bundles, output_format, resize, pad_position, size, box):
     bundle = known_answer_bundles(output_format=output_format, resize=resize, pad_position=pad_position)
-    module = load_handler(monkeypatch, bundle.root)
+    module = load_handler(bundle.root)
     image = square_image(width=size[0], height=size[1], box=box)
     status, body = invoke(module, {"image": base64.b64encode(image).decode()})
     assert status == 200
@@ -119,8 +116,8 @@ def test_options_threshold_classes_annotate(handler, square_jpeg):
     assert status == 200 and annotated.size == (160, 120)
 
 
-def test_env_threshold_is_the_default(monkeypatch, known_answer_bundle, square_jpeg):
-    module = load_handler(monkeypatch, known_answer_bundle.root, SCORE_THRESHOLD="0.95")
+def test_env_threshold_is_the_default(known_answer_bundle, square_jpeg):
+    module = load_handler(known_answer_bundle.root, SCORE_THRESHOLD="0.95")
     assert invoke(module, {"image": base64.b64encode(square_jpeg).decode()})[1]["detections"] == []
 
 
@@ -158,12 +155,11 @@ def test_http_error_statuses(handler):
     assert invoke(handler, event)[0] == 415
 
 
-def test_too_large_is_413(monkeypatch, known_answer_bundle, square_jpeg):
-    module = load_handler(monkeypatch, known_answer_bundle.root, MAX_IMAGE_BYTES=100)
+def test_too_large_is_413(known_answer_bundle, square_jpeg):
+    module = load_handler(known_answer_bundle.root, MAX_IMAGE_BYTES=100)
     status, body = invoke(module, {"image": base64.b64encode(square_jpeg).decode()})
     assert status == 413 and "upload it to S3" in body["error"]["message"]
-    monkeypatch.delenv("MAX_IMAGE_BYTES")
-    module = load_handler(monkeypatch, known_answer_bundle.root)
+    module = load_handler(known_answer_bundle.root)
     status, body = invoke(module, {"image": _bomb()})
     assert status == 413 and "pixels" in body["error"]["message"]
 
@@ -175,12 +171,12 @@ def test_missing_s3_object_is_404(handler, s3_image):
     assert status == 404
 
 
-def test_our_own_fault_is_500_with_request_id_and_logged(monkeypatch, tmp_path, square_jpeg, capsys):
+def test_our_own_fault_is_500_with_request_id_and_logged(tmp_path, square_jpeg, capsys):
     bundle = build_known_answer_bundle(tmp_path / "b")
     manifest = json.loads((bundle.root / "model.json").read_text())
     manifest["input"]["name"] = "wrong_input_name"  # a bundle bug: ORT will refuse the feed
     (bundle.root / "model.json").write_text(json.dumps(manifest))
-    module = load_handler(monkeypatch, bundle.root)
+    module = load_handler(bundle.root)
     status, body = invoke(module, {"image": base64.b64encode(square_jpeg).decode()})
     assert status == 500 and "req-1234" in body["error"]["message"]
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -203,5 +199,5 @@ def test_missing_model_uri_is_an_init_style_error(monkeypatch):
     spec = importlib.util.spec_from_file_location("handler_no_model", HANDLER_PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # no MODEL_URI: import succeeds, the first request explains
-    status, body = invoke(module, {"image": "aGk="})
+    status, body = invoke(module.SERVICE, {"image": "aGk="})
     assert status == 500

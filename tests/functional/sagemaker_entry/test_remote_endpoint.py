@@ -54,7 +54,7 @@ def test_every_inline_event_gets_the_lambda_backends_response(monkeypatch, runti
     runtime_env.serve("det-gpu", bundle.root)
     local = load_handler(monkeypatch, "handler_lambda_backend", MODEL_URI=bundle.root)
     remote = load_handler(monkeypatch, "handler_gpu_backend", MODEL_URI=bundle.root, ENDPOINT_NAME="det-gpu")
-    assert type(remote.load_detector()).__name__ == "RemoteDetector"
+    assert type(remote.SERVICE.detector()).__name__ == "RemoteDetector"
     for name in INLINE:
         event = load_event(name)
         status_local, body_local = invoke(local, event)
@@ -116,7 +116,7 @@ def test_a_container_error_comes_back_as_a_502(runtime_env, known_answer_bundles
 def test_unreachable_endpoint_is_a_503(monkeypatch, runtime_env, known_answer_bundle):
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "http://127.0.0.1:9")  # discard port: refused
     remote = load_handler(monkeypatch, "handler_unreachable", MODEL_URI=known_answer_bundle.root, ENDPOINT_NAME="det-gpu")
-    remote.load_detector().client.meta.config.retries["max_attempts"] = 1
+    remote.SERVICE.detector().client.meta.config.retries["max_attempts"] = 1
     status, body = invoke(remote, load_event("direct.json"))
     assert (status, body["error"]["code"]) == (503, "EndpointUnavailable")
 

@@ -1,0 +1,118 @@
+"""The function's configuration: every environment variable the Lambda reads, read once and validated.
+
+``Settings.from_env()`` is the only place that looks at ``os.environ``; everything else takes a ``Settings``
+(tests build one from a plain dict, no patching). A bad value is a deployment fault: ``ConfigError`` names
+every offending variable and what to put there, and at import time Lambda reports it as an init error.
+
+Variables:
+    MODEL_URI         s3://bucket/prefix/ or a local directory holding model.json, model.onnx, class_map.json
+    SCORE_THRESHOLD   default score threshold (overrides the manifest's), 0..1
+    MODEL_CACHE_DIR   where S3 bundles are cached (default /tmp/model-bundles)
+    MAX_IMAGE_BYTES   largest accepted image (default 20 MiB; Lambda's payload limit is 6 MB: use S3 above)
+    MAX_IMAGE_PIXELS  largest accepted image in pixels (default 50 MP), checked before decoding
+    JPEG_DRAFT        1 (default) lets the JPEG decoder reduce big photos to the size the model needs
+    ORT_THREADS       ONNX Runtime intra-op threads (default: the vCPUs Lambda gives this memory size)
+    ENDPOINT_NAME     set by Backend=gpu|inferentia: forward to that SageMaker endpoint (detection.remote)
+
+Example:
+    >>> settings = Settings.from_env({"MODEL_URI": "s3://models/demo/", "SCORE_THRESHOLD": "0.4"})
+    >>> settings.model_uri, settings.score_threshold, settings.max_image_bytes
+    ('s3://models/demo/', 0.4, 20971520)
+    >>> Settings.from_env({"ORT_THREADS": "zero"})
+    Traceback (most recent call last):
+    ...
+    detection.errors.ConfigError: invalid environment: ORT_THREADS must be a positive integer, got 'zero'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Mapping, TypeVar
+
+from .errors import ConfigError
+from .events import DEFAULT_MAX_IMAGE_BYTES
+from .image import DEFAULT_MAX_PIXELS
+
+T = TypeVar("T")
+
+DEFAULT_CACHE_DIR = "/tmp/model-bundles"
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_uri: str = ""
+    endpoint_name: str = ""
+    score_threshold: float | None = None
+    model_cache_dir: str = DEFAULT_CACHE_DIR
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    jpeg_draft: bool = True
+    ort_threads: int | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read and validate ``environ`` (default ``os.environ``); unset or blank variables take defaults."""
+        reader = _Reader(os.environ if environ is None else environ)
+        settings = cls(
+            model_uri=reader.text("MODEL_URI"),
+            endpoint_name=reader.text("ENDPOINT_NAME"),
+            score_threshold=reader.parse("SCORE_THRESHOLD", _fraction, None),
+            model_cache_dir=reader.text("MODEL_CACHE_DIR") or DEFAULT_CACHE_DIR,
+            max_image_bytes=reader.parse("MAX_IMAGE_BYTES", _positive_int, DEFAULT_MAX_IMAGE_BYTES),
+            max_image_pixels=reader.parse("MAX_IMAGE_PIXELS", _positive_int, DEFAULT_MAX_PIXELS),
+            jpeg_draft=reader.parse("JPEG_DRAFT", _flag, True),
+            ort_threads=reader.parse("ORT_THREADS", _positive_int, None),
+        )
+        if reader.problems:
+            raise ConfigError("invalid environment: " + "; ".join(reader.problems))
+        return settings
+
+
+class _Reader:
+    """Collects every problem so one failed deploy names all bad variables at once."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str:
+        return str(self.environ.get(name, "")).strip()
+
+    def parse(self, name: str, convert: Callable[[str], T], default: T) -> T:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            return convert(raw)
+        except ValueError as exc:
+            self.problems.append(f"{name} must be {exc}, got {raw!r}")
+            return default
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError("a positive integer")
+    return value
+
+
+def _fraction(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("a number between 0 and 1")
+    return value
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("1 or 0")

@@ -1,0 +1,48 @@
+import pytest
+
+from detection.errors import ConfigError
+from detection.events import DEFAULT_MAX_IMAGE_BYTES
+from detection.image import DEFAULT_MAX_PIXELS
+from detection.settings import DEFAULT_CACHE_DIR, Settings
+
+
+def test_empty_environment_gives_the_defaults():
+    assert Settings.from_env({}) == Settings()
+    assert Settings() == Settings(model_uri="", endpoint_name="", score_threshold=None, model_cache_dir=DEFAULT_CACHE_DIR,
+                                  max_image_bytes=DEFAULT_MAX_IMAGE_BYTES, max_image_pixels=DEFAULT_MAX_PIXELS,
+                                  jpeg_draft=True, ort_threads=None)
+
+
+def test_every_variable_is_read():
+    env = {"MODEL_URI": " s3://m/p/ ", "ENDPOINT_NAME": "det-gpu", "SCORE_THRESHOLD": "0.25",
+           "MODEL_CACHE_DIR": "/tmp/x", "MAX_IMAGE_BYTES": "1000", "MAX_IMAGE_PIXELS": "2000", "JPEG_DRAFT": "0",
+           "ORT_THREADS": "2", "UNRELATED": "ignored"}
+    assert Settings.from_env(env) == Settings(model_uri="s3://m/p/", endpoint_name="det-gpu", score_threshold=0.25,
+                                              model_cache_dir="/tmp/x", max_image_bytes=1000, max_image_pixels=2000,
+                                              jpeg_draft=False, ort_threads=2)
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_blank_values_take_defaults(blank):
+    env = dict.fromkeys(("SCORE_THRESHOLD", "MAX_IMAGE_BYTES", "JPEG_DRAFT", "ORT_THREADS", "MODEL_CACHE_DIR"), blank)
+    assert Settings.from_env(env) == Settings()
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("SCORE_THRESHOLD", "1.5", "SCORE_THRESHOLD must be a number between 0 and 1, got '1.5'"),
+    ("SCORE_THRESHOLD", "nan", "SCORE_THRESHOLD must be a number between 0 and 1"),
+    ("MAX_IMAGE_BYTES", "-1", "MAX_IMAGE_BYTES must be a positive integer, got '-1'"),
+    ("MAX_IMAGE_PIXELS", "1e6", "MAX_IMAGE_PIXELS must be a positive integer"),
+    ("ORT_THREADS", "0", "ORT_THREADS must be a positive integer"),
+    ("JPEG_DRAFT", "maybe", "JPEG_DRAFT must be 1 or 0, got 'maybe'"),
+])
+def test_bad_values_name_the_variable(name, value, expected):
+    with pytest.raises(ConfigError, match="invalid environment") as raised:
+        Settings.from_env({name: value})
+    assert expected in raised.value.message and raised.value.status == 500
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"ORT_THREADS": "x", "SCORE_THRESHOLD": "2"})
+    assert "ORT_THREADS" in raised.value.message and "SCORE_THRESHOLD" in raised.value.message
