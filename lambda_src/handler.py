@@ -17,6 +17,7 @@ from detection.events import Request, answers_http, parse_event
 from detection.pipeline import BaseDetector, Detector
 from detection.response import respond
 from detection.settings import Settings
+from detection.telemetry import request_record
 
 
 def _log(record: dict) -> None:
@@ -32,6 +33,7 @@ class Service:
         self.settings = settings
         self._detector: BaseDetector | None = None
         self._s3 = s3_client
+        self._cold_start = True  # until the first request of this container
 
     def detector(self) -> BaseDetector:
         if self._detector is None:
@@ -91,25 +93,26 @@ class Service:
 
     def handle(self, event, context) -> dict:
         start = time.perf_counter()
+        cold_start, self._cold_start = self._cold_start, False
         request_id = getattr(context, "aws_request_id", None)
-        record = {"level": "INFO", "request_id": request_id, "message": "detect"}
+        fields: dict = {"event_kind": None}
         http = answers_http(event)
         try:
             request = parse_event(event, max_bytes=self.settings.max_image_bytes)
-            record.update(event_kind=request.kind, image_bytes=len(request.image) if request.image else None)
+            fields.update(event_kind=request.kind, image_bytes=len(request.image) if request.image else None)
             body = self.detect(request)
             status = 200
-            record.update(image=body["image"], detections=len(body["detections"]), timings_ms=body["timings_ms"])
+            fields.update(image=body["image"], detections=len(body["detections"]), timings_ms=body["timings_ms"])
         except DetectionError as exc:
             status, body = exc.status, exc.to_dict()
-            record.update(level="WARNING" if status < 500 else "ERROR", error=exc.code, error_message=exc.message)
+            fields.update(error_code=exc.code, error_message=exc.message)
         except Exception as exc:  # our fault: log the trace with the request id, tell the caller only that much
             error = InternalError.for_request(request_id)
             status, body = error.status, error.to_dict()
-            record.update(level="ERROR", error=type(exc).__name__, error_message=str(exc),
-                          trace=traceback.format_exc(limit=8))
-        record.update(status=status, duration_ms=round((time.perf_counter() - start) * 1000, 2))
-        _log(record)
+            fields.update(error_code=type(exc).__name__, error_message=str(exc), trace=traceback.format_exc(limit=8))
+        model = self._detector.model_info if self._detector is not None else None
+        _log(request_record(request_id=request_id, function_name=getattr(context, "function_name", None),
+                            cold_start=cold_start, model=model, status=status, duration_ms=round((time.perf_counter() - start) * 1000, 2), **fields))
         return respond(http=http, status=status, body=body)
 
 
