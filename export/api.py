@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from detection.bundle import MANIFEST_FILE, Bundle, Preprocessing, write_bundle
+from detection.bundle import Bundle, write_bundle
+from detection.manifest import MANIFEST_FILE, Preprocessing
 from detection.errors import BundleError
 
 from . import archs

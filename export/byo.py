@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from detection.bundle import IMAGENET_MEAN, IMAGENET_STD
+from detection.manifest import IMAGENET_MEAN, IMAGENET_STD
 
 from .classes import parse_classes
 from .errors import ExportError

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detection.bundle import parse_class_map
+from detection.manifest import parse_class_map
 from detection.errors import BundleError
 
 from .errors import ExportError

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from detection.bundle import parse_class_map
+from detection.manifest import parse_class_map
 from detection.errors import BundleError
 
 from .errors import ExportError

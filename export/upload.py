@@ -1,6 +1,6 @@
 """Upload a bundle to S3 as ``s3://bucket/prefix/<name>/<sha256[:12]>/{model.onnx,class_map.json,model.json}``
 and point ``s3://bucket/prefix/<name>/latest.json`` (``{"uri": ...}``) at it, which
-``detection.bundle.fetch_bundle`` follows, so ``MODEL_URI=s3://bucket/prefix/<name>/`` always serves the
+``detection.fetch.fetch_bundle`` follows, so ``MODEL_URI=s3://bucket/prefix/<name>/`` always serves the
 latest verified export.
 
 Each object is sent with its SHA-256 (S3 rejects a body that does not match) and then checked with
@@ -21,7 +21,10 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from detection.bundle import LATEST_POINTER_FILE, MANIFEST_FILE, Bundle, split_s3_uri
+from detection.bundle import Bundle
+from detection.fetch import LATEST_POINTER_FILE
+from detection.manifest import MANIFEST_FILE
+from detection.store import split_s3_uri
 
 from .errors import UploadError
 

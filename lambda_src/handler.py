@@ -2,7 +2,7 @@
 
 Configuration comes from the environment, read once into ``detection.settings.Settings`` (the variables and
 their defaults are listed there). ``Service`` holds one container's state (settings, the detector loaded
-once, the S3 client); tests build their own ``Service(Settings.from_env({...}))``.
+once; S3 reads go through ``detection.store``); tests build their own ``Service(Settings.from_env({...}))``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import sys
 import time
 import traceback
 
-from detection.errors import BadRequest, DetectionError, Forbidden, InternalError, NotFound, PayloadTooLarge
+from detection import store
+from detection.errors import DetectionError, InternalError
 from detection.events import Request, answers_http, parse_event
 from detection.pipeline import BaseDetector, Detector
 from detection.response import respond
@@ -29,10 +30,9 @@ class Service:
     """One container: ``handle(event, context)`` answers every event shape; the model loads on first use
     (at import when MODEL_URI is set: Lambda's init phase)."""
 
-    def __init__(self, settings: Settings, *, s3_client=None):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self._detector: BaseDetector | None = None
-        self._s3 = s3_client
         self._cold_start = True  # until the first request of this container
 
     def detector(self) -> BaseDetector:
@@ -50,38 +50,10 @@ class Service:
                                                    draft=s.jpeg_draft, max_pixels=s.max_image_pixels)
         return self._detector
 
-    def s3_client(self):
-        if self._s3 is None:
-            import boto3  # in the Lambda runtime; honours AWS_ENDPOINT_URL
-
-            self._s3 = boto3.client("s3")
-        return self._s3
-
-    def read_s3_image(self, bucket: str, key: str) -> bytes:
-        """The caller's S3 object; their mistakes are 404/403/413, not our 500."""
-        from botocore.exceptions import ClientError
-
-        location = f"s3://{bucket}/{key}"
-        limit = self.settings.max_image_bytes
-        try:
-            obj = self.s3_client().get_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in ("NoSuchKey", "NoSuchBucket", "404", "NotFound") or status == 404:
-                raise NotFound(f"{location} does not exist") from None
-            if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled") or status == 403:
-                raise Forbidden(f"this function may not read {location} (access denied)") from None
-            if code in ("InvalidBucketName", "KeyTooLongError"):
-                raise BadRequest(f"{location} is not a valid S3 location ({code})") from None
-            raise
-        if obj.get("ContentLength", 0) > limit:
-            raise PayloadTooLarge(f"{location} is {obj['ContentLength']} bytes; the limit is {limit}")
-        return obj["Body"].read()
-
     def detect(self, request: Request) -> dict:
         detector = self.detector()
-        image = request.image if request.image is not None else self.read_s3_image(request.s3_bucket, request.s3_key)
+        image = (request.image if request.image is not None
+                 else store.read(request.s3_bucket, request.s3_key, max_bytes=self.settings.max_image_bytes))
         options = request.options
         return detector.detect_bytes(
             image,

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from detection.bundle import IMAGENET_MEAN, IMAGENET_STD, parse_manifest
+from detection.manifest import IMAGENET_MEAN, IMAGENET_STD, parse_manifest
 from detection.image import decode_image
 from detection.preprocess import preprocess
 from detection.remote import encode_array, resize_for_model

@@ -25,7 +25,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from detection.bundle import MANIFEST_FILE, read_bundle
+from detection.bundle import read_bundle
+from detection.manifest import MANIFEST_FILE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DETECTION_SOURCE = REPO_ROOT / "lambda_src" / "detection"

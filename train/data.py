@@ -13,7 +13,7 @@ Targets:
 
 Example:
     >>> import numpy as np
-    >>> from detection.bundle import InputSpec, Preprocessing
+    >>> from detection.manifest import InputSpec, Preprocessing
     >>> tensor, boxes = letterbox_sample(np.zeros((100, 200, 3), np.uint8), np.array([[0, 0, 200, 100.]]),
     ...     spec=Preprocessing(), input_spec=InputSpec("x", 64, 64))
     >>> tensor.shape, boxes.tolist()
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from detection.bundle import InputSpec, Preprocessing
+from detection.manifest import InputSpec, Preprocessing
 from detection.preprocess import Geometry, normalization, preprocess
 
 

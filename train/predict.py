@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from detection.bundle import Manifest, parse_manifest
+from detection.manifest import Manifest, parse_manifest
 from detection.postprocess import Detection, postprocess
 from detection.preprocess import preprocess
 

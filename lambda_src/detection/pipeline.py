@@ -20,9 +20,11 @@ import numpy as np
 
 from . import session as ort_session
 from .annotate import draw_detections
-from .bundle import Bundle, Manifest, fetch_bundle
+from .bundle import Bundle
 from .errors import BadRequest
+from .fetch import fetch_bundle
 from .image import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, encode_jpeg
+from .manifest import Manifest
 from .postprocess import Detection, postprocess
 from .preprocess import Geometry, preprocess
 

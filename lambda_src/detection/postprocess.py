@@ -20,7 +20,7 @@ from typing import Collection, Mapping
 
 import numpy as np
 
-from .bundle import Manifest
+from .manifest import Manifest
 from .preprocess import Geometry
 
 

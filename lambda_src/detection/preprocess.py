@@ -16,7 +16,7 @@ writes channel planes into the padded NCHW tensor (1.03-1.35x faster than resizi
 
 Example:
     >>> import numpy as np
-    >>> from detection.bundle import InputSpec, Preprocessing
+    >>> from detection.manifest import InputSpec, Preprocessing
     >>> image = np.zeros((480, 640, 3), dtype=np.uint8)
     >>> tensor, geometry = preprocess(image, spec=Preprocessing(), input_spec=InputSpec("x", 320, 320))
     >>> tensor.shape, geometry.pad_y
@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .bundle import InputSpec, Preprocessing
+from .manifest import InputSpec, Preprocessing
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .bundle import Manifest, load_manifest
+from .fetch import load_manifest
+from .manifest import Manifest
 from .errors import BadRequest, DetectionError, EndpointError, EndpointUnavailable  # noqa: F401 (re-exported)
 from .image import DEFAULT_MAX_PIXELS
 from .pipeline import BaseDetector
@@ -52,7 +53,7 @@ def resize_for_model(array: np.ndarray, *, manifest: Manifest,
     integers (at most 0.5 of 255).
 
     Example:
-        >>> from detection.bundle import parse_manifest, example_manifest
+        >>> from detection.manifest import example_manifest, parse_manifest
         >>> small, g = resize_for_model(np.zeros((480, 640, 3), np.uint8), manifest=parse_manifest(example_manifest()))
         >>> small.shape, small.dtype.name, g.pad_y
         ((480, 640, 3), 'uint8', 80)

@@ -13,19 +13,15 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from .bundle import Manifest
-
-OPTIMIZED_SUFFIX = ".optimized.onnx"
-SIDECAR_SUFFIX = ".optimized.json"
+from .bundle import optimized_paths, optimized_stamp, sha256_file, stamp_suits
+from .manifest import Manifest
 
 
 def available_cpus() -> int:
@@ -57,26 +53,6 @@ def session_options(*, threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
-def optimized_paths(model_path: str | os.PathLike) -> tuple[Path, Path]:
-    """``(model.optimized.onnx, model.optimized.json)`` next to ``model_path``."""
-    path = Path(model_path)
-    stem = path.name[:-len(".onnx")] if path.name.endswith(".onnx") else path.name
-    return path.with_name(stem + OPTIMIZED_SUFFIX), path.with_name(stem + SIDECAR_SUFFIX)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _stamp(source_sha256: str) -> dict:
-    return {"source_sha256": source_sha256, "onnxruntime": ort.__version__, "machine": platform.machine(),
-            "level": "extended"}
-
-
 def optimize_for_serving(bundle_or_model: str | os.PathLike) -> Path:
     """Write ``model.optimized.onnx`` (+ sidecar) next to the bundle's ``model.onnx``; returns its path.
 
@@ -94,7 +70,8 @@ def optimize_for_serving(bundle_or_model: str | os.PathLike) -> Path:
     options.optimized_model_filepath = str(optimized)
     sidecar.unlink(missing_ok=True)  # never leave a sidecar vouching for a half-written file
     ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
-    sidecar.write_text(json.dumps(_stamp(_sha256(model_path)), indent=1))
+    stamp = optimized_stamp(sha256_file(model_path), onnxruntime_version=ort.__version__)
+    sidecar.write_text(json.dumps(stamp, indent=1))
     return optimized
 
 
@@ -104,11 +81,11 @@ def pre_optimized(model_path: str | os.PathLike, *, sha256: str | None = None) -
     if not (optimized.is_file() and sidecar.is_file()):
         return None
     try:
-        stamp = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
+        text = sidecar.read_text()
+    except (OSError, UnicodeDecodeError):
         return None
-    expected = _stamp(sha256 or _sha256(Path(model_path)))
-    return optimized if stamp == expected else None
+    source = sha256 or sha256_file(model_path)
+    return optimized if stamp_suits(text, source, onnxruntime_version=ort.__version__) else None
 
 
 def create_session(model_path: str | os.PathLike, *, threads: int | None = None,

@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from detection.bundle import IMAGENET_MEAN, IMAGENET_STD, Bundle, write_bundle
+from detection.bundle import Bundle, write_bundle
+from detection.manifest import IMAGENET_MEAN, IMAGENET_STD
 
 CLASS_MAP = {0: "background", 1: "square", 2: "circle"}
 

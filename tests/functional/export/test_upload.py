@@ -11,7 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from detection.bundle import fetch_bundle, sha256_file
+from detection.bundle import sha256_file
+from detection.fetch import fetch_bundle
 from detection.pipeline import Detector
 from export.errors import UploadError
 from export.upload import upload_bundle

@@ -3,9 +3,10 @@ import json
 
 import pytest
 
-from detection.bundle import (
-    example_manifest, fetch_bundle, parse_class_map, parse_manifest, read_bundle, split_s3_uri,
-)
+from detection.bundle import read_bundle
+from detection.fetch import fetch_bundle
+from detection.manifest import example_manifest, parse_class_map, parse_manifest
+from detection.store import split_s3_uri
 from detection.errors import BundleError
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from detection.bundle import parse_manifest
+from detection.manifest import parse_manifest
 from detection.postprocess import boxes_to_original, decode_boxes_scores_labels, decode_detr, postprocess
 from detection.preprocess import plan_geometry
 

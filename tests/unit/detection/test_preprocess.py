@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from detection.bundle import IMAGENET_MEAN, IMAGENET_STD, InputSpec, Preprocessing
+from detection.manifest import IMAGENET_MEAN, IMAGENET_STD, InputSpec, Preprocessing
 from detection.preprocess import normalization, plan_geometry, preprocess, resize, resize_taps
 
 torch = pytest.importorskip("torch", reason="torch is the reference for resize parity; it lives in .venv, not the Lambda")

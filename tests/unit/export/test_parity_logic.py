@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from detection.bundle import InputSpec, parse_manifest
+from detection.manifest import InputSpec, parse_manifest
 from detection.preprocess import preprocess
 from export.parity import Tolerances, iou, match_detections, pick_threshold
 from export.reference import reference_preprocess

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detection.bundle import IMAGENET_MEAN, IMAGENET_STD, parse_manifest
+from detection.manifest import IMAGENET_MEAN, IMAGENET_STD, parse_manifest
 from detection.errors import BadRequest
 from detection.preprocess import preprocess
 from detection.remote import check_model_image, decode_outputs, encode_outputs, resize_for_model

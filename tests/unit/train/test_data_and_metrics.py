@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from detection.bundle import parse_manifest
+from detection.manifest import parse_manifest
 from detection.preprocess import normalization, preprocess
 from train.data import (AugmentConfig, DetectionSamples, augment, jitter_colours, letterbox_sample,
                         make_target)
