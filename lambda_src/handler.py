@@ -12,9 +12,9 @@ import sys
 import time
 import traceback
 
-from detection import store
+from detection import s3jobs, store
 from detection.errors import DetectionError, InternalError
-from detection.events import Request, answers_http, parse_event
+from detection.events import JOB_KINDS, Options, Request, answers_http, event_kind, parse_event
 from detection.pipeline import BaseDetector, Detector
 from detection.response import respond
 from detection.settings import Settings
@@ -63,10 +63,51 @@ class Service:
             annotate=options.annotate,
         )
 
+    def detect_images(self, images, options: Options) -> list:
+        """One response body or one DetectionError per image (the S3 jobs' detection step); options that no
+        image could satisfy (an unknown class) raise: the whole batch is wrong."""
+        detector = self.detector()
+        detector.check_classes(options.classes)
+        threshold = options.threshold if options.threshold is not None else self.settings.score_threshold
+        bodies = []
+        for image in images:
+            try:
+                bodies.append(detector.detect_bytes(image, threshold=threshold, classes=options.classes,
+                                                    max_detections=options.max_detections))
+            except DetectionError as error:
+                bodies.append(error)
+        return bodies
+
+    def handle_job(self, event: dict, kind: str, request_id: str | None) -> dict:
+        """Upload notifications and batches: failures raise (Lambda retries them; the Map counts them)."""
+        start = time.perf_counter()
+        record = {"level": "INFO", "request_id": request_id, "message": kind, "event_kind": kind}
+
+        def log(line: dict) -> None:
+            _log({"request_id": request_id, **line})
+
+        try:
+            summary = s3jobs.run_job(event, layout=self.settings.s3_layout, s3=store.client(),
+                                     detect=self.detect_images, max_bytes=self.settings.max_image_bytes, log=log)
+        except Exception as exc:
+            record.update(level="ERROR", error_code=type(exc).__name__, error_message=str(exc)[:1000],
+                          duration_ms=round((time.perf_counter() - start) * 1000, 2))
+            _log(record)
+            raise
+        counts = summary if kind == "batch" else {"records": summary["records"]}
+        record.update({k: v for k, v in counts.items() if isinstance(v, int)},
+                      duration_ms=round((time.perf_counter() - start) * 1000, 2))
+        _log(record)
+        return summary
+
     def handle(self, event, context) -> dict:
+        request_id = getattr(context, "aws_request_id", None)
+        kind = event_kind(event)
+        if kind in JOB_KINDS:
+            self._cold_start = False
+            return self.handle_job(event, kind, request_id)
         start = time.perf_counter()
         cold_start, self._cold_start = self._cold_start, False
-        request_id = getattr(context, "aws_request_id", None)
         fields: dict = {"event_kind": None}
         http = answers_http(event)
         try:

@@ -1,9 +1,10 @@
 """Every event shape the Lambda accepts -> one ``Request`` (where the image is, and the options).
 
-Shapes: direct invoke ``{"image": "<base64>"}``; S3 ``{"s3": {"bucket", "key"}}``, ``{"image_uri": "s3://"}``
-or an S3 notification record; API Gateway HTTP API (payload 2.0) and Lambda Function URLs with a raw image body
-or a JSON body; API Gateway REST API (v1 proxy). Options (``threshold``, ``classes``, ``max_detections``,
-``annotate``) come from the JSON body or the query string.
+Shapes: direct invoke ``{"image": "<base64>"}``; S3 ``{"s3": {"bucket", "key"}}`` or ``{"image_uri": "s3://"}``;
+API Gateway HTTP API (payload 2.0) and Lambda Function URLs with a raw image body or a JSON body; API Gateway
+REST API (v1 proxy). Options (``threshold``, ``classes``, ``max_detections``, ``annotate``) come from the JSON
+body or the query string. S3 upload notifications and Distributed Map batches (``JOB_KINDS``) are jobs over
+many objects, handled by ``detection.s3jobs``, not single requests.
 
 Example:
     >>> request = parse_event({"image": "aGk=", "threshold": "0.3"})
@@ -19,13 +20,13 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
-from urllib.parse import unquote
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 MAX_DETECTIONS_LIMIT = 1000
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
 HTTP_KINDS = ("http_v2", "function_url", "rest_v1")
+JOB_KINDS = ("s3_notification", "batch")
 _DATA_URL = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
 
 
@@ -171,6 +172,8 @@ def event_kind(event: Any) -> str:
     records = event.get("Records")
     if isinstance(records, list) and records and isinstance(records[0], dict) and "s3" in records[0]:
         return "s3_notification"
+    if isinstance(event.get("Items"), list) and "BatchInput" in event:  # a Distributed Map ItemBatcher input
+        return "batch"
     return "direct"
 
 
@@ -228,13 +231,8 @@ def parse_event(event: Any, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> Requ
     kind = event_kind(event)
     if kind in HTTP_KINDS:
         return _parse_http(event, kind, max_bytes)
-    if kind == "s3_notification":
-        record = event["Records"][0]["s3"]
-        try:
-            bucket, key = record["bucket"]["name"], unquote(record["object"]["key"].replace("+", " "))
-        except (KeyError, TypeError, AttributeError):
-            raise BadRequest("S3 notification record has no bucket name or object key") from None
-        return Request(kind="s3", s3_bucket=bucket, s3_key=key, options=_options_from(event))
+    if kind in JOB_KINDS:
+        raise BadRequest(f"a {kind} event is a job over S3 objects, not one request (see detection.s3jobs)")
     request = _image_from_json(event, "direct", _options_from(event), max_bytes)
     return request if request.image is not None else Request(
         kind="s3", s3_bucket=request.s3_bucket, s3_key=request.s3_key, options=request.options)

@@ -13,6 +13,9 @@ Variables:
     JPEG_DRAFT        1 (default) lets the JPEG decoder reduce big photos to the size the model needs
     ORT_THREADS       ONNX Runtime intra-op threads (default: the vCPUs Lambda gives this memory size)
     ENDPOINT_NAME     set by Backend=gpu|inferentia: forward to that SageMaker endpoint (detection.remote)
+    INPUT_BUCKET      S3 jobs (upload notifications, Distributed Map batches; detection.s3jobs): the bucket
+    INPUT_PREFIX      they read images under, and the prefix in it that results go to:
+    OUTPUT_PREFIX     s3://INPUT_BUCKET/INPUT_PREFIX<k> -> s3://INPUT_BUCKET/OUTPUT_PREFIX<k>.json (unset: no jobs)
 
 Example:
     >>> settings = Settings.from_env({"MODEL_URI": "s3://models/demo/", "SCORE_THRESHOLD": "0.4"})
@@ -33,6 +36,7 @@ from typing import Callable, Mapping, TypeVar
 from .errors import ConfigError
 from .events import DEFAULT_MAX_IMAGE_BYTES
 from .image import DEFAULT_MAX_PIXELS
+from .s3jobs import Layout
 
 T = TypeVar("T")
 
@@ -49,6 +53,17 @@ class Settings:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_draft: bool = True
     ort_threads: int | None = None
+    input_bucket: str = ""
+    input_prefix: str = ""
+    output_prefix: str = ""
+
+    @property
+    def s3_layout(self) -> Layout | None:
+        """Where S3 jobs read and write; None when OUTPUT_PREFIX is unset (the function takes no S3 jobs)."""
+        if not self.output_prefix:
+            return None
+        return Layout(input_prefix=self.input_prefix, output_prefix=self.output_prefix,
+                      bucket=self.input_bucket or None)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -63,7 +78,14 @@ class Settings:
             max_image_pixels=reader.parse("MAX_IMAGE_PIXELS", _positive_int, DEFAULT_MAX_PIXELS),
             jpeg_draft=reader.parse("JPEG_DRAFT", _flag, True),
             ort_threads=reader.parse("ORT_THREADS", _positive_int, None),
+            input_bucket=reader.text("INPUT_BUCKET"),
+            input_prefix=reader.text("INPUT_PREFIX"),
+            output_prefix=reader.text("OUTPUT_PREFIX"),
         )
+        try:
+            settings.s3_layout
+        except ConfigError as exc:
+            reader.problems.append(exc.message)
         if reader.problems:
             raise ConfigError("invalid environment: " + "; ".join(reader.problems))
         return settings

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from typing import Any
 
@@ -109,3 +110,14 @@ def download(bucket: str, key: str, path: str | os.PathLike, *, s3: Any = None) 
     except BotoCoreError as exc:  # the connection broke mid-object
         raise StorageError(f"cannot read s3://{bucket}/{key}: {exc}") from None
     return digest.hexdigest()
+
+
+def write_json(bucket: str, key: str, document: dict, *, s3: Any = None) -> None:
+    """Put ``document`` as compact JSON; rewriting a key replaces it (S3 jobs' results are idempotent)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        (s3 or client()).put_object(Bucket=bucket, Key=key, ContentType="application/json",
+                                    Body=json.dumps(document, separators=(",", ":")).encode("utf-8"))
+    except (ClientError, BotoCoreError) as exc:
+        raise StorageError(f"cannot write s3://{bucket}/{key}: {exc}") from None

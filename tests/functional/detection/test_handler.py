@@ -56,7 +56,7 @@ def s3_image(moto_endpoint, square_jpeg):
 
 
 INLINE = ["direct.json", "http_api_v2_binary.json", "http_api_v2_json.json", "rest_v1.json", "function_url.json"]
-S3 = ["s3_object.json", "image_uri.json", "s3_notification.json"]
+S3 = ["s3_object.json", "image_uri.json"]  # notifications: test_s3jobs.py
 
 
 def test_every_event_shape_finds_the_square(handler, s3_image):

@@ -23,7 +23,7 @@ from tests.support.moto import moto_server
 
 SQUARE_DETECTION = [("square", 1, 0.9, [40.0, 30.0, 120.0, 90.0])]
 INLINE_EVENTS = ["direct.json", "http_api_v2_binary.json", "http_api_v2_json.json", "rest_v1.json", "function_url.json"]
-S3_EVENTS = ["s3_object.json", "image_uri.json", "s3_notification.json"]
+S3_EVENTS = ["s3_object.json", "image_uri.json"]  # notifications: tests/functional/detection/test_s3jobs.py
 
 
 @pytest.mark.parametrize("fixture", INLINE_EVENTS + S3_EVENTS)

@@ -13,7 +13,7 @@ ALL_INLINE = ["direct.json", "direct_options.json", "http_api_v2_binary.json", "
 
 @pytest.mark.parametrize(
     "name, kind",
-    [("direct.json", "direct"), ("s3_object.json", "s3"), ("image_uri.json", "s3"), ("s3_notification.json", "s3"),
+    [("direct.json", "direct"), ("s3_object.json", "s3"), ("image_uri.json", "s3"),
      ("http_api_v2_binary.json", "http_v2"), ("http_api_v2_json.json", "http_v2"), ("rest_v1.json", "rest_v1"),
      ("function_url.json", "function_url")],
 )
@@ -26,7 +26,7 @@ def test_inline_fixtures_carry_the_same_image(name, square_jpeg):
     assert parse_event(load_event(name)).image == square_jpeg
 
 
-@pytest.mark.parametrize("name", ["s3_object.json", "image_uri.json", "s3_notification.json"])
+@pytest.mark.parametrize("name", ["s3_object.json", "image_uri.json"])
 def test_s3_fixtures_name_the_object(name):
     request = parse_event(load_event(name))
     assert (request.s3_bucket, request.s3_key) == ("detection-inputs", "photos/square.jpg")
