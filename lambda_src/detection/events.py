@@ -24,10 +24,16 @@ from typing import Any, Mapping
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 MAX_DETECTIONS_LIMIT = 1000
+MAX_CLASS_NAMES = 1000  # bounds the per-request cost of the classes filter (a model has at most a few hundred)
+MAX_CLASS_NAME_CHARS = 200
+MAX_S3_KEY_BYTES = 1024
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
 HTTP_KINDS = ("http_v2", "function_url", "rest_v1")
 JOB_KINDS = ("s3_notification", "batch")
+OPTION_KEYS = ("threshold", "classes", "max_detections", "annotate")
+IMAGE_KEYS = ("image", "image_uri", "s3")
 _DATA_URL = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
+_BUCKET_NAME = re.compile(r"[a-zA-Z0-9._-]{1,255}")  # what botocore sends (legacy names included); S3 judges the rest
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,38 @@ class Request:
         return self.kind in HTTP_KINDS
 
 
+# ---------------------------------------------------------------- values from the caller
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A short repr for error messages (never fails: huge ints refuse ``repr``)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _object(value: Any, what: str) -> Mapping[str, Any]:
+    """A JSON object from the caller; ``null`` or missing reads as empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def load_json(raw: bytes | str, what: str = "request body") -> Any:
+    """``json.loads`` whose every failure is the caller's 400 (bad syntax, bad UTF-8, nesting past the
+    interpreter's recursion limit)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise BadRequest(f"{what} is nested too deeply: send a flat JSON object") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
+
+
 # ---------------------------------------------------------------- options
 
 
@@ -65,53 +103,84 @@ def _parse_bool(value: Any, name: str) -> bool:
         return False
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    raise BadRequest(f"option {name} must be true or false, got {value!r}")
+    raise BadRequest(f"option {name} must be true or false, got {_show(value)}")
+
+
+def _parse_threshold(value: Any) -> float:
+    wanted = f"option threshold must be a number between 0 and 1, got {_show(value)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise BadRequest(wanted)
+    try:
+        threshold = float(value)
+    except (ValueError, OverflowError):  # OverflowError: an integer too large for a float
+        raise BadRequest(wanted) from None
+    if not 0.0 <= threshold <= 1.0:
+        raise BadRequest(wanted)
+    return threshold
+
+
+def _parse_classes(value: Any) -> tuple[str, ...]:
+    """Names to keep, bounded so that checking them stays cheap (``MAX_CLASS_NAMES``, ``MAX_CLASS_NAME_CHARS``)."""
+    if isinstance(value, str):
+        if len(value) > MAX_CLASS_NAMES * (MAX_CLASS_NAME_CHARS + 1):
+            raise BadRequest(f"option classes is {len(value)} characters; name at most {MAX_CLASS_NAMES} classes")
+        value = [c.strip() for c in value.split(",")]
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise BadRequest("option classes must be a list of class names or a comma-separated string")
+    if len(value) > MAX_CLASS_NAMES:
+        raise BadRequest(f"option classes names {len(value)} classes; the limit is {MAX_CLASS_NAMES}")
+    long = next((c for c in value if len(c) > MAX_CLASS_NAME_CHARS), None)
+    if long is not None:
+        raise BadRequest(f"option classes: {_show(long)} is longer than {MAX_CLASS_NAME_CHARS} characters")
+    classes = tuple(dict.fromkeys(c for c in value if c))
+    if not classes:
+        raise BadRequest("option classes is empty: name at least one class, or leave it out")
+    return classes
+
+
+def _parse_max_detections(value: Any) -> int:
+    wanted = f"option max_detections must be an integer between 1 and {MAX_DETECTIONS_LIMIT}, got {_show(value)}"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadRequest(wanted)
+    if isinstance(value, str):
+        if not value.strip().isdigit() or len(value) > 12:
+            raise BadRequest(wanted)
+        value = int(value)
+    if not 1 <= value <= MAX_DETECTIONS_LIMIT:
+        raise BadRequest(wanted)
+    return value
 
 
 def parse_options(raw: Mapping[str, Any]) -> Options:
-    """Validate options from a JSON body or a query string (strings are accepted for every option).
+    """Validate options from a JSON body or a query string (strings are accepted for every option); a key
+    that is not an option is refused, naming the known ones.
 
     Example:
         >>> parse_options({"classes": "cat,dog", "max_detections": "5"})
         Options(threshold=None, classes=('cat', 'dog'), max_detections=5, annotate=False)
     """
-    threshold = raw.get("threshold")
-    if threshold is not None:
-        try:
-            threshold = float(threshold)
-        except (TypeError, ValueError):
-            raise BadRequest(f"option threshold must be a number between 0 and 1, got {raw['threshold']!r}") from None
-        if not 0.0 <= threshold <= 1.0 or threshold != threshold:
-            raise BadRequest(f"option threshold must be between 0 and 1, got {threshold}")
-    classes = raw.get("classes")
-    if classes is not None:
-        if isinstance(classes, str):
-            classes = [c.strip() for c in classes.split(",")]
-        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-            raise BadRequest("option classes must be a list of class names or a comma-separated string")
-        classes = tuple(c for c in classes if c)
-        if not classes:
-            raise BadRequest("option classes is empty: name at least one class, or leave it out")
-    max_detections = raw.get("max_detections")
-    if max_detections is not None:
-        try:
-            max_detections = int(str(max_detections))
-        except ValueError:
-            raise BadRequest(f"option max_detections must be an integer, got {raw['max_detections']!r}") from None
-        if not 1 <= max_detections <= MAX_DETECTIONS_LIMIT:
-            raise BadRequest(f"option max_detections must be between 1 and {MAX_DETECTIONS_LIMIT}, got {max_detections}")
-    annotate = _parse_bool(raw["annotate"], "annotate") if "annotate" in raw else False
-    return Options(threshold=threshold, classes=classes, max_detections=max_detections, annotate=annotate)
+    unknown = sorted(str(k) for k in raw if k not in OPTION_KEYS)
+    if unknown:
+        raise BadRequest(f"unknown option(s) {', '.join(map(_show, unknown))}; "
+                         f"the options are {', '.join(OPTION_KEYS)}")
+    get = raw.get
+    return Options(
+        threshold=_parse_threshold(get("threshold")) if get("threshold") is not None else None,
+        classes=_parse_classes(get("classes")) if get("classes") is not None else None,
+        max_detections=_parse_max_detections(get("max_detections")) if get("max_detections") is not None else None,
+        annotate=_parse_bool(raw["annotate"], "annotate") if "annotate" in raw else False,
+    )
 
 
-_OPTION_KEYS = ("threshold", "classes", "max_detections", "annotate")
-
-
-def _options_from(*sources: Mapping[str, Any] | None) -> Options:
+def _options_from(*sources: Mapping[str, Any], besides: tuple[str, ...] = IMAGE_KEYS) -> Options:
+    """Options merged from ``sources`` (later ones win); every key but ``besides`` (the image's) is an option."""
     merged: dict[str, Any] = {}
     for source in sources:
-        if source:
-            merged.update({k: v for k, v in source.items() if k in _OPTION_KEYS})
+        merged.update({k: v for k, v in source.items() if k not in besides})
+    unknown = sorted(str(k) for k in merged if k not in OPTION_KEYS)
+    if unknown and besides:
+        raise BadRequest(f"unknown key(s) {', '.join(map(_show, unknown))}: send the image as "
+                         f"{' or '.join(besides)} and options among {', '.join(OPTION_KEYS)}")
     return parse_options(merged)
 
 
@@ -131,16 +200,42 @@ def decode_base64(text: Any, *, what: str = "image", max_bytes: int = DEFAULT_MA
         raise BadRequest(f"{what} is not valid base64") from None
 
 
-def parse_s3_uri(uri: Any) -> tuple[str, str]:
-    if not isinstance(uri, str) or not uri.startswith("s3://"):
-        raise BadRequest(f"image_uri must look like s3://bucket/key, got {uri!r}")
-    bucket, _, key = uri[5:].partition("/")
-    if not bucket or not key:
-        raise BadRequest(f"image_uri must look like s3://bucket/key, got {uri!r}")
+def s3_location(bucket: Any, key: Any) -> tuple[str, str]:
+    """A bucket and key S3 will accept, checked before any request is made (so botocore never refuses them).
+
+    Example:
+        >>> s3_location("photos", "2026/cat.jpg")
+        ('photos', '2026/cat.jpg')
+    """
+    where = f"s3://{bucket}/{key}" if isinstance(bucket, str) and isinstance(key, str) else "the S3 location"
+    if not isinstance(bucket, str) or not isinstance(key, str):
+        raise BadRequest('an S3 image is {"bucket": "<name>", "key": "<object key>"} (two strings)')
+    if bucket.startswith("arn:"):
+        raise BadRequest(f"{_show(bucket)} is an ARN: access points are not supported, send the bucket's name")
+    if not _BUCKET_NAME.fullmatch(bucket):
+        raise BadRequest(f"{_show(bucket)} is not an S3 bucket name (3-63 of a-z 0-9 . -)")
+    try:
+        key_bytes = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise BadRequest(f"{_show(where)}: the key is not valid UTF-8") from None
+    if not 1 <= key_bytes <= MAX_S3_KEY_BYTES:
+        raise BadRequest(f"{_show(where)}: an object key is 1 to {MAX_S3_KEY_BYTES} bytes, got {key_bytes}")
     return bucket, key
 
 
+def parse_s3_uri(uri: Any) -> tuple[str, str]:
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise BadRequest(f"image_uri must look like s3://bucket/key, got {_show(uri)}")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket or not key:
+        raise BadRequest(f"image_uri must look like s3://bucket/key, got {_show(uri)}")
+    return s3_location(bucket, key)
+
+
 def _image_from_json(body: Mapping[str, Any], kind: str, options: Options, max_bytes: int) -> Request:
+    given = [k for k in IMAGE_KEYS if k in body]
+    if len(given) > 1:
+        raise BadRequest(f"send one image: the request has {' and '.join(given)}")
     if "image" in body:
         return Request(kind=kind, image=decode_base64(body["image"], max_bytes=max_bytes), options=options)
     if "image_uri" in body:
@@ -148,9 +243,10 @@ def _image_from_json(body: Mapping[str, Any], kind: str, options: Options, max_b
         return Request(kind=kind, s3_bucket=bucket, s3_key=key, options=options)
     if "s3" in body:
         s3 = body["s3"]
-        if not isinstance(s3, dict) or not isinstance(s3.get("bucket"), str) or not isinstance(s3.get("key"), str):
+        if not isinstance(s3, dict) or set(s3) != {"bucket", "key"}:
             raise BadRequest('s3 must be {"bucket": "...", "key": "..."}')
-        return Request(kind=kind, s3_bucket=s3["bucket"], s3_key=s3["key"], options=options)
+        bucket, key = s3_location(s3["bucket"], s3["key"])
+        return Request(kind=kind, s3_bucket=bucket, s3_key=key, options=options)
     raise BadRequest('no image: send {"image": "<base64>"}, {"image_uri": "s3://bucket/key"} '
                      'or {"s3": {"bucket": ..., "key": ...}}, or a raw image body over HTTP')
 
@@ -183,20 +279,34 @@ def answers_http(event: Any) -> bool:
 
 
 def _headers(event: Mapping[str, Any]) -> dict[str, str]:
-    return {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    return {str(k).lower(): str(v) for k, v in _object(event.get("headers"), "headers").items()}
 
 
 def _http_method(event: Mapping[str, Any], kind: str) -> str:
     if kind == "rest_v1":
-        return str(event.get("httpMethod", "")).upper()
-    return str(event.get("requestContext", {}).get("http", {}).get("method", "")).upper()
+        return str(event.get("httpMethod") or "").upper()
+    context = _object(event.get("requestContext"), "requestContext")
+    return str(_object(context.get("http"), "requestContext.http").get("method") or "").upper()
+
+
+def _query(event: Mapping[str, Any], kind: str) -> dict[str, str]:
+    """Query options; repeated keys joined with commas, as HTTP API 2.0 sends them (REST v1 keeps only the last
+    value in ``queryStringParameters``, all of them in ``multiValueQueryStringParameters``)."""
+    query = dict(_object(event.get("queryStringParameters"), "queryStringParameters"))
+    if kind == "rest_v1":
+        for name, values in _object(event.get("multiValueQueryStringParameters"),
+                                    "multiValueQueryStringParameters").items():
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise BadRequest("multiValueQueryStringParameters must map names to lists of strings")
+            query[name] = ",".join(values)
+    return query
 
 
 def _parse_http(event: Mapping[str, Any], kind: str, max_bytes: int) -> Request:
     method = _http_method(event, kind)
     if method and method != "POST":
         raise BadRequest(f"use POST with an image body (got {method})")
-    query = dict(event.get("queryStringParameters") or {})
+    query = _query(event, kind)
     body = event.get("body")
     if body is None or body == "":
         raise BadRequest("empty request body: POST the image bytes (curl --data-binary @photo.jpg) or JSON")
@@ -209,10 +319,7 @@ def _parse_http(event: Mapping[str, Any], kind: str, max_bytes: int) -> Request:
     content_type = _headers(event).get("content-type", "").split(";")[0].strip().lower()
     looks_json = raw[:1] in (b"{", b"[") or content_type == "application/json"
     if looks_json:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        data = load_json(raw)
         if not isinstance(data, dict):
             raise BadRequest("JSON body must be an object")
         return _image_from_json(data, kind, _options_from(query, data), max_bytes)
@@ -221,11 +328,14 @@ def _parse_http(event: Mapping[str, Any], kind: str, max_bytes: int) -> Request:
                                    "(curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg') or JSON")
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"image is larger than {max_bytes} bytes")
-    return Request(kind=kind, image=raw, options=_options_from(query))
+    return Request(kind=kind, image=raw, options=_options_from(query, besides=()))
 
 
 def parse_event(event: Any, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> Request:
-    """Turn any supported event into a ``Request``; ``BadRequest`` (400) says what to send instead."""
+    """Turn any supported event into a ``Request``; ``BadRequest`` (400) says what to send instead.
+
+    Every exception caller-controlled data can cause here is a ``DetectionError`` with a 4xx status.
+    """
     if not isinstance(event, dict):
         raise BadRequest('event must be a JSON object such as {"image": "<base64>"}')
     kind = event_kind(event)

@@ -1,8 +1,10 @@
 """Bring a model bundle from S3 to local disk at cold start (or read a local one).
 
 ``MODEL_URI`` is a bundle directory or ``s3://bucket/prefix/``. An S3 bundle is downloaded into
-``cache_dir/<model sha256>/`` through a staging directory renamed into place once verified, so a later
-cold start on the same /tmp (or a re-run init) finds it and downloads nothing. A prefix holding
+``cache_dir/<cache_key>/`` (a digest of the manifest, class map and optimized-model sidecar: the manifest pins
+the model by sha256) through a staging directory renamed into place once verified, so a later cold start on
+the same /tmp (or a re-run init) finds it and downloads only those small files; a changed class map or
+manifest is fetched again, never served stale, and a failed fetch leaves nothing behind. A prefix holding
 ``latest.json`` (``{"uri": "s3://..."}``) instead of a manifest is followed once, so MODEL_URI can name a
 model rather than one version of it.
 
@@ -12,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -72,6 +75,8 @@ def _locate_manifest(s3, uri: str) -> tuple[str, str, bytes]:
         raise BundleError(f"no {MANIFEST_FILE} or {LATEST_POINTER_FILE} under {uri}")
     try:
         target = json.loads(pointer)["uri"]
+        if not isinstance(target, str):
+            raise TypeError(target)
         bucket, prefix = store.split_s3_uri(target)
     except (ValueError, KeyError, TypeError):
         raise BundleError(f"{uri}{LATEST_POINTER_FILE} is not {{\"uri\": \"s3://...\"}}") from None
@@ -93,6 +98,14 @@ def load_manifest(uri: str, *, s3_client=None) -> tuple[Manifest, dict[int, str]
     return manifest, class_map_from_json(_required(s3_client, bucket, prefix + manifest.class_map_file), where)
 
 
+def cache_key(*files: bytes | None) -> str:
+    """The cache folder's name for a bundle whose small files are ``files`` (``None``: absent)."""
+    digest = hashlib.sha256()
+    for data in files:
+        digest.update(b"-" if data is None else len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
+
+
 def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, s3_client=None) -> Bundle:
     """Make the bundle at ``uri`` available on local disk and return it validated.
 
@@ -106,14 +119,16 @@ def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, 
     manifest = manifest_from_json(raw, manifest_where)
     if not manifest.model_sha256:
         raise BundleError(f"{manifest_where} has no model_sha256; re-export the bundle")
-    local = Path(cache_dir) / manifest.model_sha256
+    class_raw = _required(s3_client, bucket, prefix + manifest.class_map_file)
+    class_map = class_map_from_json(class_raw, f"s3://{bucket}/{prefix}{manifest.class_map_file}")
+    _, sidecar_name = optimized_names(manifest.model_file)
+    sidecar = _get(s3_client, bucket, prefix + sidecar_name, denied_means_missing=True)
+    local = Path(cache_dir) / cache_key(raw, class_raw, sidecar)
     if (local / MANIFEST_FILE).is_file():
         return read_bundle(local, verify_sha256=False)  # verified before the rename below
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache_dir))
     try:
-        class_raw = _required(s3_client, bucket, prefix + manifest.class_map_file)
-        class_map = class_map_from_json(class_raw, f"s3://{bucket}/{prefix}{manifest.class_map_file}")
         (staging / manifest.class_map_file).write_bytes(class_raw)
         model_key = prefix + manifest.model_file
         try:
@@ -123,7 +138,7 @@ def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, 
         except DetectionError as exc:
             raise _bundle_error(exc) from None
         check_model_sha256(actual, manifest, f"s3://{bucket}/{model_key}")
-        _fetch_optimized(s3_client, bucket, prefix, manifest, staging)
+        _fetch_optimized(s3_client, bucket, prefix, manifest, sidecar, staging)
         (staging / MANIFEST_FILE).write_bytes(raw)
         try:
             staging.rename(local)
@@ -135,12 +150,11 @@ def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, 
         raise
 
 
-def _fetch_optimized(s3, bucket: str, prefix: str, manifest: Manifest, target: Path) -> None:
+def _fetch_optimized(s3, bucket: str, prefix: str, manifest: Manifest, sidecar: bytes | None, target: Path) -> None:
     """Download ``model.optimized.onnx`` only when its sidecar suits this runtime (``bundle.stamp_suits``)."""
-    optimized_name, sidecar_name = optimized_names(manifest.model_file)
-    sidecar = _get(s3, bucket, prefix + sidecar_name, denied_means_missing=True)
     if sidecar is None:
         return
+    optimized_name, sidecar_name = optimized_names(manifest.model_file)
     import onnxruntime  # the runtime whose version the stamp names; usually imported already by now
 
     if not stamp_suits(sidecar, manifest.model_sha256, onnxruntime_version=onnxruntime.__version__):

@@ -15,15 +15,22 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import PayloadTooLarge, UnsupportedMediaType
+from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: a 8K photo fits; a decompression bomb does not
+# Resize work and tables grow with the longest side, which pixels alone do not bound (1 x 40,000,000 is under
+# 50 MP). 20:1 keeps a wide panorama; at 50 MP it means sides up to 31,623 px (tables ~12 MB, measured).
+MAX_ASPECT_RATIO = 20
+# What malformed or hostile image bytes make Pillow raise, on open or on load: the caller's fault (415).
+_MALFORMED = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError, struct.error,
+              ZeroDivisionError, OverflowError)
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO")
 
 # Transposes that swap width and height (EXIF orientations 5-8).
@@ -56,7 +63,7 @@ def _open(data: bytes) -> Image.Image:
         raise PayloadTooLarge(f"image has too many pixels: {exc}") from None
     except Image.DecompressionBombError as exc:
         raise PayloadTooLarge(f"image has too many pixels: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except (UnidentifiedImageError, *_MALFORMED):
         raise UnsupportedMediaType(
             "body is not a supported image (JPEG, PNG, WebP, BMP, GIF or TIFF)"
         ) from None
@@ -81,10 +88,7 @@ def decode_image(
     """
     image = _open(data)
     width, height = image.size
-    if width * height > max_pixels:
-        raise PayloadTooLarge(
-            f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} (resize it first)"
-        )
+    check_image_size(width, height, max_pixels=max_pixels)
     try:
         orientation = image.getexif().get(0x0112, 1)
     except Exception:  # a malformed EXIF block must not fail the request: treat it as upright
@@ -107,10 +111,32 @@ def decode_image(
         if image.mode != "RGB":
             image = _to_rgb(image)
         array = np.asarray(image)
-    except (OSError, ValueError, SyntaxError) as exc:
+    except _MALFORMED as exc:
         raise UnsupportedMediaType(f"image data is truncated or corrupt: {exc}") from None
     return DecodedImage(array=array, original_width=original_width, original_height=original_height,
                         format=str(image.format or "unknown"))
+
+
+def check_image_size(width: int, height: int, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                     max_aspect_ratio: float = MAX_ASPECT_RATIO) -> None:
+    """Refuse, before decoding, images whose decode or resize would be unbounded work.
+
+    Example:
+        >>> check_image_size(1, 40_000_000)
+        Traceback (most recent call last):
+        ...
+        detection.errors.BadRequest: image is 1x40000000, aspect ratio 40000000:1; the limit is 20:1 (crop or pad it)
+    """
+    if width <= 0 or height <= 0:
+        raise UnsupportedMediaType(f"image is {width}x{height}: it has no pixels")
+    if width * height > max_pixels:
+        raise PayloadTooLarge(
+            f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} (resize it first)"
+        )
+    if max(width, height) > max_aspect_ratio * min(width, height):
+        ratio = max(width, height) / min(width, height)
+        raise BadRequest(f"image is {width}x{height}, aspect ratio {ratio:.0f}:1; the limit is "
+                         f"{max_aspect_ratio:g}:1 (crop or pad it)")
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -119,10 +145,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit samples (Pillow opens 16-bit grey PNG/TIFF as I;16 or I): full scale is 65535, whatever this
+        # image's own peak (scaling by the peak turned a uniformly dark image white)
         array = np.asarray(image, dtype=np.float64)
-        peak = array.max() or 1.0
-        gray = np.clip(array * (255.0 / max(peak, 255.0)), 0, 255).astype(np.uint8)
+        gray = np.clip(np.rint(array / 257.0), 0, 255).astype(np.uint8)
         return Image.fromarray(gray, "L").convert("RGB")
     return image.convert("RGB")
 

@@ -170,6 +170,14 @@ def _check_unknown(data: Mapping, allowed: set, path: str) -> None:
         raise _fail(path or "manifest", f"unknown key(s) {', '.join(unknown)}")
 
 
+def _file_name(value: Any, path: str) -> str:
+    """A file directly inside the bundle: no folders, so nothing is read or written outside it."""
+    _check_type(value, str, path, "a file name")
+    if value in ("", ".", "..") or any(c in value for c in "/\\\0"):
+        raise _fail(path, f"must be a plain file name inside the bundle (no / \\ or ..), got {value!r}")
+    return value
+
+
 def _positive_int(value: Any, path: str) -> int:
     _check_type(value, int, path, "a positive integer")
     if value <= 0:
@@ -279,8 +287,8 @@ def parse_manifest(data: Any) -> Manifest:
     return Manifest(
         format_version=version,
         name=_check_type(_require(data, "name", ""), str, "name", "a string"),
-        model_file=_check_type(data.get("model_file", MODEL_FILE), str, "model_file", "a file name"),
-        class_map_file=_check_type(data.get("class_map_file", CLASS_MAP_FILE), str, "class_map_file", "a file name"),
+        model_file=_file_name(data.get("model_file", MODEL_FILE), "model_file"),
+        class_map_file=_file_name(data.get("class_map_file", CLASS_MAP_FILE), "class_map_file"),
         model_sha256=sha,
         input=_parse_input(_require(data, "input", "")),
         preprocessing=_parse_preprocessing(_require(data, "preprocessing", "")),

@@ -19,11 +19,11 @@ from typing import Collection, Mapping
 import numpy as np
 
 from . import session as ort_session
-from .annotate import draw_detections
+from .annotate import draw_detections, jpeg_within
 from .bundle import Bundle
 from .errors import BadRequest
 from .fetch import fetch_bundle
-from .image import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, encode_jpeg
+from .image import DEFAULT_MAX_PIXELS, DecodedImage, decode_image
 from .manifest import Manifest
 from .postprocess import Detection, postprocess
 from .preprocess import Geometry, preprocess
@@ -133,7 +133,7 @@ class BaseDetector:
         }
         if annotate:
             drawn = draw_detections(decoded.array, detections, original_size=original)
-            body["annotated_image"] = base64.b64encode(encode_jpeg(drawn)).decode("ascii")
+            body["annotated_image"] = base64.b64encode(jpeg_within(drawn)).decode("ascii")
         end = time.perf_counter()
         body["timings_ms"] = {"decode": _ms(start, decoded_at), **timings, "total": _ms(start, end)}
         return body

@@ -26,11 +26,17 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from .manifest import InputSpec, Preprocessing
+from .memo import ByteBoundedCache
+
+# Every resize table (taps and bands, both axes) shares one budget: a table grows with the image side, and
+# a caller may send any number of distinct sizes. 64 MiB holds the tables of ~38 distinct 4K sizes
+# (1.7 MB each, measured).
+RESIZE_TABLE_BYTES = 64 * 1024 * 1024
+resize_tables = ByteBoundedCache(max_bytes=RESIZE_TABLE_BYTES)
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ def plan_geometry(
     )
 
 
-@lru_cache(maxsize=64)
+@resize_tables
 def resize_taps(in_size: int, out_size: int, interpolation: str, antialias: bool) -> tuple[np.ndarray, np.ndarray]:
     """Source indices ``(out_size, taps)`` and float32 weights for one axis; rows of weights sum to 1."""
     if interpolation == "nearest":
@@ -144,7 +150,7 @@ _SINGLE_THREAD_MACS = 200_000
 _BAND = 8  # outputs per band: 8 keeps the dense band near the filter's true width (measured: 8 < 16 < 32 ms)
 
 
-@lru_cache(maxsize=64)
+@resize_tables
 def resize_bands(in_size: int, out_size: int, interpolation: str, antialias: bool,
                  band: int = _BAND) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
     """One axis as bands ``(in_start, in_stop, out_start, out_stop, weights (in_stop - in_start, outs))``.
@@ -182,14 +188,14 @@ def _matmul_single_threaded(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, ax
             np.matmul(a, b[:, start:start + step], out=out[:, start:start + step])
 
 
-@lru_cache(maxsize=64)
+@resize_tables
 def _row_bands(in_size: int, out_size: int, interpolation: str, antialias: bool):
     """Row bands with their weights transposed (outputs x inputs), for ``weights @ source rows``."""
     return tuple((a, b, c, d, np.ascontiguousarray(w.T))
                  for a, b, c, d, w in resize_bands(in_size, out_size, interpolation, antialias))
 
 
-@lru_cache(maxsize=64)
+@resize_tables
 def _pixel_bands(in_size: int, out_size: int, interpolation: str, antialias: bool):
     """Column bands acting on interleaved RGB: each weight becomes a 3x3 identity block, so one product
     resizes all three channels of a row band in place of three strided ones."""

@@ -132,7 +132,8 @@ ERRORS = [
     ({"image": base64.b64encode(b"plain text").decode()}, 415, "UnsupportedMediaType", "not a supported image"),
     ({"threshold": 2, "image": "aGk="}, 400, "BadRequest", "threshold"),
     ({"classes": ["unicorn"], "image": "aGk="}, 400, "BadRequest", "unknown class name(s) unicorn"),
-    ({"photo": "aGk="}, 400, "BadRequest", "no image"),
+    ({"photo": "aGk="}, 400, "BadRequest", "unknown key(s) 'photo': send the image as image or image_uri or s3"),
+    ({}, 400, "BadRequest", "no image"),
     ("just a string", 400, "BadRequest", "JSON object"),
 ]
 

@@ -109,7 +109,7 @@ def test_batch_options_reach_the_detector(handler, s3):
 @pytest.mark.parametrize("event, message", [
     ({"Items": [{"Key": "photos/a.jpg"}], "BatchInput": {}}, "BatchInput must be"),
     ({"Items": [{"Size": 3}], "BatchInput": {"Bucket": BUCKET}}, r"Items\[0\] has no Key"),
-    ({"Items": [], "BatchInput": {"Bucket": BUCKET, "Options": {"threshold": 7}}}, "threshold must be between"),
+    ({"Items": [], "BatchInput": {"Bucket": BUCKET, "Options": {"threshold": 7}}}, "threshold must be a number between 0 and 1"),
     ({"Items": [{"Key": "photos/a.jpg"}], "BatchInput": {"Bucket": "someone-elses"}}, "reads s3://detection-inputs/photos/ only"),
 ])
 def test_a_bad_batch_event_raises_with_what_to_send(handler, s3, event, message):

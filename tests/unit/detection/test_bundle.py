@@ -155,7 +155,10 @@ def test_fetch_bundle_from_real_s3_follows_latest_and_reuses_cache(moto_endpoint
 
     fetched = fetch_bundle("s3://models/square/", cache_dir=tmp_path)
     assert fetched.manifest == known_answer_bundle.manifest
-    assert fetched.root == tmp_path / known_answer_bundle.manifest.model_sha256
+    from detection.fetch import cache_key
+
+    files = [(known_answer_bundle.root / name).read_bytes() for name in ("model.json", "class_map.json")]
+    assert fetched.root == tmp_path / cache_key(*files, None)
     assert (fetched.root / "model.onnx").read_bytes() == (known_answer_bundle.root / "model.onnx").read_bytes()
 
     # Warm: the model object is gone from S3, yet the cached copy is used without downloading it.
@@ -172,7 +175,7 @@ def test_fetch_bundle_rejects_a_corrupt_upload(moto_endpoint, known_answer_bundl
     s3.put_object(Bucket="corrupt", Key="m/model.onnx", Body=b"truncated")
     with pytest.raises(BundleError, match="sha256"):
         fetch_bundle("s3://corrupt/m/", cache_dir=tmp_path)
-    assert not any(p.name == known_answer_bundle.manifest.model_sha256 for p in tmp_path.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == []  # nothing cached from the failed attempt
 
 
 def test_fetch_bundle_missing_prefix(moto_endpoint, tmp_path):
@@ -205,3 +208,35 @@ def test_fetch_bundle_brings_a_matching_pre_optimized_model(moto_endpoint, known
     s3.put_object(Bucket="optimized", Key="m/model.optimized.json", Body=json.dumps({**sidecar, "machine": "riscv"}))
     foreign = fetch_bundle("s3://optimized/m/", cache_dir=tmp_path / "cache2")
     assert not (foreign.root / "model.optimized.onnx").exists()
+
+
+def test_cache_is_keyed_by_every_bundle_file(moto_endpoint, known_answer_bundle, tmp_path):
+    """A changed class map (same model) is fetched again, not served from the cache."""
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="rekeyed")
+    _upload(s3, known_answer_bundle, "rekeyed", "m/")
+    first = fetch_bundle("s3://rekeyed/m/", cache_dir=tmp_path)
+    s3.put_object(Bucket="rekeyed", Key="m/class_map.json", Body=json.dumps({"1": "box", "2": "ring"}))
+    second = fetch_bundle("s3://rekeyed/m/", cache_dir=tmp_path)
+    assert first.class_map[1] == "square" and second.class_map == {1: "box", 2: "ring"}
+    assert second.root != first.root
+
+
+@pytest.mark.parametrize("key", ["model_file", "class_map_file"])
+@pytest.mark.parametrize("name", ["../escape.onnx", "sub/model.onnx", "/etc/passwd", "..", "a\\b", ""])
+def test_bundle_file_names_cannot_leave_the_bundle(key, name):
+    with pytest.raises(BundleError, match=f"{key}: must be a plain file name"):
+        parse_manifest({**example_manifest(), key: name})
+
+
+@pytest.mark.parametrize("pointer", [b'{"uri": 5}', b'{"uri": null}', b'{"uri": ["s3://a/b/"]}', b'[1]', b'"s3://x/"'])
+def test_latest_pointer_of_the_wrong_type_is_a_bundle_error(moto_endpoint, tmp_path, pointer):
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="pointers")
+    s3.put_object(Bucket="pointers", Key="m/latest.json", Body=pointer)
+    with pytest.raises(BundleError, match="latest.json is not"):
+        fetch_bundle("s3://pointers/m/", cache_dir=tmp_path)

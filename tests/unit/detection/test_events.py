@@ -56,7 +56,6 @@ def test_json_body_options_override_query_string():
         ({"max_detections": 1000}, Options(max_detections=1000)),
         ({"annotate": "1"}, Options(annotate=True)),
         ({"annotate": False}, Options()),
-        ({"unrelated": 1}, Options()),
     ],
 )
 def test_parse_options(raw, expected):
@@ -74,6 +73,7 @@ def test_parse_options(raw, expected):
         ({"max_detections": "ten"}, "max_detections must be an integer"),
         ({"max_detections": 0}, "between 1 and 1000"),
         ({"annotate": "maybe"}, "annotate must be true or false"),
+        ({"treshold": 0.5}, "unknown option.*'treshold'.*threshold, classes, max_detections, annotate"),
     ],
 )
 def test_bad_options_are_400(raw, message):
