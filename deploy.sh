@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command: build the Lambda zip, pick/export a model, upload, lint, deploy (change sets), smoke-test.
+# One command: build the Lambda zip, pick a model, upload, lint, deploy (change sets), first detection.
 #   ./deploy.sh                 real AWS if credentials are configured, else the local AWS emulation
 #   ./deploy.sh --local         the embedded local AWS (offline; no account, no Docker)
 #   ./deploy.sh --region eu-west-1 [--profile p] [--backend gpu|inferentia [--accelerator-instance-type T]]
@@ -7,11 +7,11 @@
 # ./deploy.sh --help documents every flag and environment variable.
 set -euo pipefail
 cd "$(dirname "$0")"
-# setup.sh is idempotent and instant when the venvs match requirements/: running it every time means an
-# edited requirements file is installed before deploying. Its "up to date" lines are dropped (output
-# streams, so a first-time install shows progress).
-if ! ./setup.sh 2>&1 | { grep -v -e " is up to date$" -e "^setup.sh: done" >&2 || true; }; then
-  echo "deploy.sh: ./setup.sh failed (see above); fix that and run ./deploy.sh again" >&2
+# The deploy path runs in .venv-deploy (no PyTorch). setup.sh is idempotent and instant when it matches
+# requirements/: running it every time means an edited requirements file is installed before deploying. Its
+# "up to date" lines are dropped (output streams, so a first-time install shows progress).
+if ! ./setup.sh deploy 2>&1 | { grep -v -e " is up to date$" -e "^setup.sh: done" >&2 || true; }; then
+  echo "deploy.sh: ./setup.sh deploy failed (see above); fix that and run ./deploy.sh again" >&2
   exit 1
 fi
-exec .venv/bin/python -m deployer "$@"
+exec .venv-deploy/bin/python -m deployer "$@"

@@ -8,8 +8,11 @@ Environment variables:
   DEPLOY_STACK_NAME     default for --stack-name (serverless-detection)
   DEPLOY_BUCKET         default for --bucket
   MODEL_BUNDLE          default for --bundle (a bundle folder or s3:// prefix)
-  DEPLOY_EXPORT_ARCH    architecture exported when no bundle is given (retinanet_resnet50_fpn_v2)
   LOCALAWS_HOME         where the local AWS keeps its state and logs (.cache/localaws)
+
+Models: the demo detector shipped in models/demo (no PyTorch needed), --bundle DIR|s3://..., or one made on the
+spot in the PyTorch environment (.venv, installed by ./setup.sh dev on first use, several GB): --export ARCH
+(published weights) or --train-demo (train.demo.DEMO_RECIPE again, about 10 minutes on 2 cores).
 
 Accelerator backends (--backend gpu|inferentia): the SageMaker model.tar.gz is built from the bundle
 (sagemaker_entry.package) and uploaded to <ModelS3Uri><backend>/model.tar.gz; infra/*.yaml go to the bucket
@@ -24,10 +27,12 @@ Example:
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -46,6 +51,8 @@ BACKENDS = ("lambda", "gpu", "inferentia")
 # Instance families each accelerator backend accepts (the nested templates list the exact sizes).
 INSTANCE_PREFIXES = {"gpu": ("ml.g4dn.", "ml.g5.", "ml.g6."), "inferentia": ("ml.inf2.",)}
 DEFAULT_STACK = "serverless-detection"
+DEMO_BUNDLE = REPO_ROOT / "models" / "demo"  # python -m train demo --bundle --out models/demo
+TORCH_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"  # ./setup.sh dev: export and train need PyTorch
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -59,9 +66,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     target.add_argument("--profile", help="AWS CLI profile (implies a real-AWS deploy)")
     parser.add_argument("--stack-name", default=os.environ.get("DEPLOY_STACK_NAME", DEFAULT_STACK),
                         help="CloudFormation stack name (default: %(default)s)")
-    parser.add_argument("--bundle", default=os.environ.get("MODEL_BUNDLE"),
-                        help="model bundle folder (model.json, model.onnx, class map) or s3:// prefix; default: "
-                             "export one, or offline the demo detector trained by train/ (cached)")
+    model = parser.add_argument_group("model (default: the demo detector shipped in models/demo)")
+    model = model.add_mutually_exclusive_group()
+    model.add_argument("--bundle", default=os.environ.get("MODEL_BUNDLE"),
+                       help="model bundle folder (model.json, model.onnx, class map) or s3:// prefix")
+    model.add_argument("--export", metavar="ARCH",
+                       help="export ARCH with its published weights first (e.g. retinanet_resnet50_fpn_v2, dfine-s; "
+                            "installs the PyTorch environment, several GB, on first use)")
+    model.add_argument("--train-demo", action="store_true",
+                       help="train the demo detector again from its recipe (about 10 minutes on 2 cores; installs "
+                            "the PyTorch environment on first use) instead of using the shipped one")
     parser.add_argument("--bucket", default=os.environ.get("DEPLOY_BUCKET"),
                         help="S3 bucket for code, model and nested templates (default: "
                              "serverless-detection-<account>-<region>, created if missing)")
@@ -177,47 +191,42 @@ def build_zip(*, arch: str) -> Path:
     return Path(result.zip_path)
 
 
-def resolve_bundle(bundle: str | None) -> tuple[str, str]:
-    """(folder or s3 prefix, how it was chosen); offline falls back to the demo detector from train/."""
-    if bundle:
-        if bundle.startswith("s3://"):
-            return bundle.rstrip("/") + "/", "given (--bundle)"
-        path = Path(bundle)
+def resolve_bundle(args: argparse.Namespace) -> tuple[str, str]:
+    """(folder or s3 prefix, how it was chosen): --bundle, --export, --train-demo or the shipped demo detector."""
+    if args.bundle:
+        if args.bundle.startswith("s3://"):
+            return args.bundle.rstrip("/") + "/", "given (--bundle)"
+        path = Path(args.bundle)
         if not (path / "model.json").is_file():
-            raise DeployError(f"--bundle {bundle}: no model.json there; export one with `python -m export`")
+            raise DeployError(f"--bundle {args.bundle}: no model.json there; export one with `python -m export`")
         return str(path.resolve()), "given (--bundle)"
-    exported = REPO_ROOT / ".cache" / "deploy" / "exported-bundle"
-    if (exported / "model.json").is_file():
-        return str(exported), "exported earlier by deploy.sh (delete .cache/deploy to re-export)"
-    arch = os.environ.get("DEPLOY_EXPORT_ARCH", "retinanet_resnet50_fpn_v2")
-    if weights_reachable():
-        say(f"  no --bundle given: exporting {arch} with its published COCO weights")
-        try:
-            from export.api import export_bundle
-
-            export_bundle(arch, "default", out_dir=exported, progress=lambda m: say(f"    {m}"))
-            return str(exported), f"{arch}, published COCO weights, exported by deploy.sh"
-        except Exception as error:  # noqa: BLE001 - any export failure falls back to the offline demo model
-            say(f"  export of {arch} failed ({error}); falling back to the offline demo detector")
-    try:
-        from train.demo import ensure_demo_bundle
-    except ImportError as error:
-        raise DeployError("no --bundle given, pretrained weights unreachable and the demo detector (train.demo) "
-                          "is not available: export a bundle with `python -m export` and pass --bundle DIR") from error
-    say("  no --bundle given and no pretrained weights reachable: using the demo detector trained offline by "
-        "train/ (cached after the first run)")
-    return str(Path(ensure_demo_bundle()).resolve()), "demo detector trained offline by train/ (not a COCO model)"
+    if args.export:
+        out = REPO_ROOT / ".cache" / "deploy" / "exported" / args.export
+        if (out / "model.json").is_file():
+            return str(out), f"{args.export} exported earlier by deploy.sh (delete {out} to export again)"
+        say(f"  exporting {args.export} with its published weights (PyTorch environment)")
+        run_in_torch_env(["-m", "export", "--arch", args.export, "--out", str(out)], doing=f"exporting {args.export}")
+        return str(out), f"{args.export}, published weights, exported by deploy.sh"
+    if args.train_demo or not (DEMO_BUNDLE / "model.json").is_file():  # not shipped yet: train it as before
+        out = REPO_ROOT / ".cache" / "deploy" / "trained-demo"
+        say("  training the demo detector from train.demo.DEMO_RECIPE (PyTorch environment; cached per recipe)")
+        run_in_torch_env(["-m", "train", "demo", "--bundle", "--out", str(out)], doing="training the demo detector")
+        return str(out), "demo detector trained by deploy.sh --train-demo (not a COCO model)"
+    if not (DEMO_BUNDLE / "model.json").is_file():
+        raise DeployError(f"{DEMO_BUNDLE} is missing (a partial checkout?): restore it with git, or pass --bundle, "
+                          "--export ARCH or --train-demo")
+    return str(DEMO_BUNDLE), "the demo detector shipped in models/demo (4 product classes, not a COCO model)"
 
 
-def weights_reachable(*, host: str = "download.pytorch.org", timeout_s: float = 3.0) -> bool:
-    """Whether published weights can be downloaded (a quick TCP check, so offline machines do not hang)."""
-    import socket
-
-    try:
-        with socket.create_connection((host, 443), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
+def run_in_torch_env(arguments: list[str], *, doing: str) -> None:
+    """Run ``python ARGUMENTS`` in the PyTorch environment (.venv), installing it first (./setup.sh dev)."""
+    setup = subprocess.run([str(REPO_ROOT / "setup.sh"), "dev"], cwd=REPO_ROOT)
+    if setup.returncode != 0:
+        raise DeployError("./setup.sh dev failed (see above): fix that, or pass --bundle DIR")
+    result = subprocess.run([str(TORCH_PYTHON), *arguments], cwd=REPO_ROOT)
+    if result.returncode != 0:
+        raise DeployError(f"{doing} failed (exit status {result.returncode}, see above); pass --bundle DIR to "
+                          "deploy a bundle you have")
 
 
 def sha12(path: Path) -> str:
@@ -326,14 +335,20 @@ def parse_parameters(pairs: list[str]) -> dict[str, str]:
     return parameters
 
 
-# --- smoke test -----------------------------------------------------------------------------------------
+# --- first detection ------------------------------------------------------------------------------------
 
-def sample_image() -> bytes:
-    """A demo scene (the same kind of objects the demo detector knows), as JPEG."""
+FIRST_DETECTION_DIR = REPO_ROOT / ".cache" / "deploy" / "first-detection"
+# A generated scene (train.demo_data) in which the shipped demo detector finds several objects.
+DEMO_SCENE = {"seed": 7, "width": 480, "height": 360, "max_objects": 6}
+
+
+def demo_scene_jpeg() -> bytes:
+    """The demo scene (objects of the demo detector's four classes on clutter), as JPEG."""
     import numpy as np
     from train.demo_data import render_scene
 
-    image, _ = render_scene(np.random.default_rng(7), width=480, height=360, max_objects=4)
+    image, _ = render_scene(np.random.default_rng(DEMO_SCENE["seed"]), width=DEMO_SCENE["width"],
+                            height=DEMO_SCENE["height"], max_objects=DEMO_SCENE["max_objects"])
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=92)
     return buffer.getvalue()
@@ -352,13 +367,50 @@ def post_image(url: str, image: bytes, *, timeout_s: float = 60) -> tuple[int, d
             return error.code, {"raw": body.decode(errors="replace")[:500]}
 
 
-def print_detections(body: dict) -> None:
-    detections = body.get("detections", [])
-    model = body.get("model", {})
-    say(f"  model: {model.get('name', '?')}; {len(detections)} detection(s)")
-    for detection in detections:
+def detection_table(detections: list[dict]) -> list[str]:
+    """The detections as aligned text rows, best first (boxes in image pixels).
+
+    Example:
+        >>> for row in detection_table([{"label": "orange", "score": 0.912, "box": [10.2, 20, 60.7, 70]}]):
+        ...     print(row)
+        label              score  box (x1, y1, x2, y2)
+        orange              0.91  [10, 20, 61, 70]
+    """
+    rows = [f"{'label':<18} {'score':>5}  box (x1, y1, x2, y2)"]
+    for detection in sorted(detections, key=lambda d: -d.get("score", 0)):
         box = ", ".join(f"{v:.0f}" for v in detection.get("box", []))
-        say(f"    {detection.get('label')!s:<14} {detection.get('score', 0):.2f}  [{box}]")
+        rows.append(f"{detection.get('label')!s:<18} {detection.get('score', 0):>5.2f}  [{box}]")
+    return rows
+
+
+def show_first_detection(body: dict, *, annotated_path: Path) -> None:
+    """Print the model, the detection table and where the annotated image (``annotated_image``) was saved."""
+    detections = body.get("detections", [])
+    model, timings = body.get("model", {}), body.get("timings_ms", {})
+    say(f"  model: {model.get('name', '?')}; {len(detections)} detection(s); Lambda timings: "
+        f"{timings.get('total', '?')} ms total, {timings.get('inference', '?')} ms inference")
+    for row in detection_table(detections):
+        say(f"    {row}")
+    if body.get("annotated_image"):
+        annotated_path.write_bytes(base64.b64decode(body["annotated_image"]))
+        say(f"  annotated image: {annotated_path}")
+
+
+def try_it_lines(*, url: str, function_name: str, image_path: Path, local: bool) -> list[str]:
+    """Copy-paste commands that call the deployment again: curl on the HTTP API, aws lambda invoke on the function.
+
+    The invoke reads its payload with ``fileb://`` (raw bytes in AWS CLI v1 and v2 alike; an inline JSON payload
+    needs ``--cli-binary-format raw-in-base64-out`` on v2, which v1 rejects).
+    """
+    image = shlex.quote(str(image_path))
+    lines = [f"curl -s --data-binary @{image} -H 'content-type: image/jpeg' '{url}/detect'"]
+    if local:
+        lines.append(f'eval "$({shlex.quote(sys.executable)} -m localaws env)"   # point the aws CLI / boto3 at the '
+                     "local AWS")
+    lines.append(f"printf '{{\"image\": \"%s\"}}' \"$(base64 -w0 {image})\" > payload.json && "
+                 f"aws lambda invoke --function-name {function_name} --payload fileb://payload.json out.json "
+                 "&& cat out.json")
+    return lines
 
 
 # --- main -----------------------------------------------------------------------------------------------
@@ -385,7 +437,7 @@ def run(args: argparse.Namespace) -> int:
 
     say("[2/6] building the Lambda package")
     zip_path = build_zip(arch="local" if kind == "local" else args.arch)
-    bundle, bundle_source = resolve_bundle(args.bundle)
+    bundle, bundle_source = resolve_bundle(args)
     say(f"  model bundle: {bundle} ({bundle_source})")
 
     if not args.no_lint:
@@ -437,27 +489,33 @@ def run(args: argparse.Namespace) -> int:
     if accelerated:
         say(f"  EndpointName: {result.outputs.get('EndpointName')}")
 
+    try_image = args.image.resolve() if args.image else Path("photo.jpg")
     if args.no_smoke:
         say("[6/6] smoke test skipped (--no-smoke)")
     elif accelerated and target.local is not None:
         say(f"[6/6] smoke test skipped: the local AWS keeps the {args.backend} endpoint as records only (no endpoint "
             f"runs offline); deploy to AWS to call it")
     else:
-        say(f"[6/6] POST {url}/detect")
-        image = args.image.read_bytes() if args.image else sample_image()
-        status, body = post_image(f"{url}/detect", image)
+        FIRST_DETECTION_DIR.mkdir(parents=True, exist_ok=True)
+        if not args.image:
+            try_image = FIRST_DETECTION_DIR / "demo-scene.jpg"
+            try_image.write_bytes(demo_scene_jpeg())
+        say(f"[6/6] POST {url}/detect?annotate=true with {try_image}")
+        status, body = post_image(f"{url}/detect?annotate=true", try_image.read_bytes())
         if status != 200:
             raise DeployError(f"POST {url}/detect answered {status}: {json.dumps(body)[:500]}")
-        print_detections(body)
+        show_first_detection(body, annotated_path=FIRST_DETECTION_DIR / "annotated.jpg")
     if accelerated and target.local is not None:
         say(f"done in {time.monotonic() - started:.0f} s (records only: stack, nested {args.backend} stack and "
             f"SageMaker endpoint records are in the local AWS; no endpoint serves requests)")
     else:
-        say(f"done in {time.monotonic() - started:.0f} s. Try:\n"
-            f"  curl -s -X POST --data-binary @photo.jpg -H 'content-type: image/jpeg' {url}/detect")
+        say(f"done in {time.monotonic() - started:.0f} s. Try it yourself:")
+        for line in try_it_lines(url=url, function_name=result.outputs.get("FunctionName", "<FunctionName>"),
+                                 image_path=try_image,
+                                 local=target.local is not None):
+            say(f"  {line}")
     if target.local is not None:
-        say(f"  (the local AWS keeps running; stop it with ./deploy.sh --local --delete)\n"
-            f"  eval \"$(.venv/bin/python -m localaws env)\"   # then boto3 / aws CLI talk to it")
+        say("  (the local AWS keeps running; stop it with ./deploy.sh --local --delete)")
     return 0
 
 

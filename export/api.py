@@ -126,6 +126,16 @@ def _check_weights(weights: str) -> None:
                           "or a Hugging Face hub id like ustc-community/dfine-small-coco)")
 
 
+def training_record(checkpoint) -> dict:
+    """What a ``train/`` checkpoint says about how it was made, for the provenance (empty for other weights)."""
+    extra = checkpoint.extra if checkpoint is not None else {}
+    if "recipe" not in extra:
+        return {}
+    metrics = extra.get("metrics") or {}
+    return {"training": {"recipe": extra["recipe"], "epoch": extra.get("epoch"),
+                         "val": {name: metrics[name] for name in ("AP", "AP50", "AP75") if name in metrics}}}
+
+
 def _write(out_dir: Path, manifest: dict, class_map: Mapping[int, str]) -> Bundle:
     try:
         return write_bundle(out_dir, manifest=manifest, class_map=class_map)
@@ -163,6 +173,7 @@ def export_bundle(
     outputs: Mapping[str, str] | str | None = None,
     upload: str | None = None,
     optimize: bool = False,
+    provenance: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> Bundle:
     """Export ``arch`` with ``weights`` to a verified bundle in ``out_dir``; optionally upload it.
@@ -173,6 +184,8 @@ def export_bundle(
     a Hugging Face hub id or ``save_pretrained`` directory (D-FINE).
     ``preprocessing``: manifest preprocessing keys to override (JSON object, file or dict); the parity gate
     then checks the overridden manifest against how the model was trained.
+    ``provenance``: extra entries for the manifest's provenance (e.g. the data a checkpoint was trained on); a
+    ``train/`` checkpoint's recipe, epoch and val metrics are recorded there on their own (``training``).
     Raises ``ExportError`` (bad input), ``ParityError`` (gate failed: no model.json is left in ``out_dir``,
     ``parity_failed.json`` holds the report), ``UploadError``.
     """
@@ -193,7 +206,7 @@ def export_bundle(
                                            score_threshold=score_threshold)
         manifest["provenance"] = {"architecture": "onnx", "weights": str(Path(onnx_path).resolve()),
                                   "preset": preset, "versions": versions(),
-                                  "export_seconds": round(time.perf_counter() - started, 2)}
+                                  "export_seconds": round(time.perf_counter() - started, 2), **(provenance or {})}
         shutil.copyfile(onnx_path, out / "model.onnx")
         bundle = _write(out, manifest, class_map)
         say(f"bring-your-own graph: {manifest['output']['format']} outputs, input {size or 'from graph'}")
@@ -225,7 +238,8 @@ def export_bundle(
             "score_threshold": prepared.score_threshold if score_threshold is None else score_threshold,
             "max_detections": prepared.max_detections,
             "provenance": {"architecture": arch, "weights": prepared.weights, "versions": versions(),
-                           "opset": OPSET, "export_seconds": round(seconds, 2), **prepared.notes},
+                           "opset": OPSET, "export_seconds": round(seconds, 2), **prepared.notes,
+                           **training_record(checkpoint), **(provenance or {})},
         }
         bundle = _write(out, manifest, prepared.class_map)
         say(f"parity gate on {len(images)} images (score tolerance {tolerances.score:g}, IoU >= {tolerances.iou:g})")

@@ -142,6 +142,6 @@ def ensure_demo_bundle(cache_dir: str | os.PathLike | None = None, *, dataset: d
         scenes = sorted((data / "images").glob("*.jpg"))[-4:]  # demo scenes: the detector finds objects there
         images = [ParityImage(path.name, path.read_bytes()) for path in scenes]
         export_bundle("auto", weights=str(checkpoint), out_dir=out, name="demo-retinanet", parity_images=images,
-                      progress=log)
+                      provenance={"training_data": dataset_key_params(dataset)}, progress=log)
         done.write_text("ok\n")
     return out

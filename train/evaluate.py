@@ -33,9 +33,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .datasets import DatasetError, ImageRecord, load_dataset, split_records
-from .metrics import coco_metrics, format_table
-from .models import ModelError
-from .predict import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD
+from .metrics import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD, coco_metrics, format_table
 
 
 class EndpointError(RuntimeError):
@@ -48,8 +46,14 @@ class EndpointError(RuntimeError):
 def detect_checkpoint(path: str | Path, records: Sequence[ImageRecord], *, threshold: float, max_detections: int,
                       batch_size: int = 8, progress: bool = True) -> tuple[dict, dict]:
     """PyTorch checkpoint -> detections (and a description of the model)."""
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .predict import decode_like_lambda, detections_as_dicts, serving_manifest, torch_detect
+    try:  # PyTorch stays lazy: --bundle and --endpoint run in the deploy environment, which has none
+        from .checkpoint import load_checkpoint, model_from_checkpoint
+        from .predict import decode_like_lambda, detections_as_dicts, serving_manifest, torch_detect
+    except ModuleNotFoundError as error:
+        if error.name != "torch":
+            raise
+        raise ValueError("--checkpoint needs PyTorch, which this environment lacks: run it with .venv/bin/python "
+                         "(./setup.sh dev), or score the exported bundle with --bundle") from None
 
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint)
@@ -240,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args)
-    except (DatasetError, ModelError, DetectionError, EndpointError, ValueError) as exc:
+    except (DatasetError, DetectionError, EndpointError, ValueError) as exc:  # ValueError covers ModelError
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -21,6 +21,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+EVAL_SCORE_THRESHOLD = 0.05  # torchvision's RetinaNet default; low enough for COCO AP
+EVAL_MAX_DETECTIONS = 100  # COCO AR100 / AP use at most 100 per image
 METRIC_NAMES = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR10", "AR100",
                 "AR_small", "AR_medium", "AR_large")
 

@@ -21,10 +21,8 @@ from detection.manifest import Manifest, parse_manifest
 from detection.postprocess import Detection, postprocess
 from detection.preprocess import preprocess
 
+from .metrics import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD
 from .models import arch_spec, output_format_for, preprocessing_for
-
-EVAL_SCORE_THRESHOLD = 0.05  # torchvision's RetinaNet default; low enough for COCO AP
-EVAL_MAX_DETECTIONS = 100  # COCO AR100 / AP use at most 100 per image
 
 
 def serving_manifest(*, arch: str, input_size: Sequence[int], preprocessing: dict | None = None,
