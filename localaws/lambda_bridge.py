@@ -121,8 +121,10 @@ def invoke_moto_function(self: Any, body: Any, request_headers: Any, response_he
     response_headers["x-amz-executed-version"] = "$LATEST"
     if invocation_type == "DryRun":
         return b""
-    if invocation_type == "Event":
-        threading.Thread(target=invoke, args=(self, raw), name=f"event-{self.function_name}", daemon=True).start()
+    if invocation_type == "Event":  # queued; retries and the on-failure destination as Lambda (lambda_async)
+        from . import lambda_async
+
+        lambda_async.invoke_event(self, raw)
         return b""
     result = invoke(self, raw)
     if result.status_code == 413:

@@ -30,6 +30,17 @@ Fixes (names are the keys of ``FIXES``):
   one empty entry each, without LogicalResourceId).
 - ``lambda_invoke``: Invoke runs the deployed zip in ``localaws.lambda_runtime`` (stock: needs Docker, or
   echoes the input).
+- ``lambda_async_invoke``: ``Event`` invokes and S3 upload notifications are queued, retried on function errors
+  and sent to the on-failure destination; ``AWS::Lambda::EventInvokeConfig`` (``localaws.lambda_async``;
+  stock: S3 invokes synchronously inside PutObject, once, errors swallowed; no resource type).
+- ``s3_cloudformation_notifications``: an ``AWS::S3::Bucket``'s NotificationConfiguration is applied (stock:
+  dropped).
+- ``stepfunctions_cloudformation``: executions run (``execute_state_machine`` on) and state machines made by
+  CloudFormation can run (stock: created in the non-executing store, StartExecution says it does not exist).
+- ``stepfunctions_list_pagination``: ItemReader ``s3:listObjectsV2`` reads every page (stock: 1,000 keys).
+- ``stepfunctions_item_batcher``, ``stepfunctions_express_children``, ``stepfunctions_result_writer``,
+  ``stepfunctions_tolerance``: a Distributed Map's ItemBatcher, EXPRESS children, ResultWriter WriterConfig +
+  result files, integer ToleratedFailurePercentage + tolerance at run time (``localaws.stepfunctions``).
 
 Example:
     >>> from localaws import patches
@@ -447,6 +458,28 @@ def _fix_lambda_invoke() -> None:
     models.LambdaFunction.invoke = lambda_bridge.invoke_moto_function
 
 
+def _fix_lambda_async_invoke() -> None:
+    from . import lambda_async
+
+    lambda_async.fix_async_invoke()
+
+
+def _fix_s3_cloudformation_notifications() -> None:
+    from . import lambda_async
+
+    lambda_async.fix_cloudformation_notifications()
+
+
+def _stepfunctions_fix(name: str) -> Callable[[], None]:
+    def fix() -> None:
+        from . import stepfunctions
+
+        getattr(stepfunctions, name)()
+
+    fix.__name__ = f"_fix_{name}"
+    return fix
+
+
 FIXES: dict[str, Callable[[], None]] = {
     "apigatewayv2_resources": _fix_apigatewayv2_resources,
     "nested_outputs": _fix_nested_outputs,
@@ -459,6 +492,14 @@ FIXES: dict[str, Callable[[], None]] = {
     "applicationautoscaling_resources": _fix_applicationautoscaling_resources,
     "conditional_resources": _fix_conditional_resources,
     "lambda_invoke": _fix_lambda_invoke,
+    "lambda_async_invoke": _fix_lambda_async_invoke,
+    "s3_cloudformation_notifications": _fix_s3_cloudformation_notifications,
+    "stepfunctions_cloudformation": _stepfunctions_fix("fix_cloudformation_state_machines"),
+    "stepfunctions_list_pagination": _stepfunctions_fix("fix_list_objects_pagination"),
+    "stepfunctions_item_batcher": _stepfunctions_fix("fix_item_batcher"),
+    "stepfunctions_express_children": _stepfunctions_fix("fix_express_children"),
+    "stepfunctions_result_writer": _stepfunctions_fix("fix_result_writer"),
+    "stepfunctions_tolerance": _stepfunctions_fix("fix_tolerance"),
 }
 
 

@@ -393,3 +393,274 @@ CHECKS: dict[str, Check] = {
     "conditional_resources": conditional_resources,
     "lambda_invoke": lambda_invoke,
 }
+
+
+# --- Step Functions, S3 notifications, asynchronous invokes (the batch issue) -------------------------------
+
+SFN_ROLE = "arn:aws:iam::123456789012:role/sfn"
+
+
+def _enable_execution(endpoint: str) -> None:
+    """What a user of a stock server does to make it execute state machines (moto's server-mode config)."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{endpoint}/moto-api/config", method="POST",
+                                     data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode())
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+def _run_machine(session: Any, definition: dict, execution_input: Any, *, timeout_s: float = 90) -> dict:
+    """Create a state machine, run it once, return the finished execution (raises on API errors)."""
+    import time
+
+    sfn = session.client("stepfunctions")
+    arn = sfn.create_state_machine(name=_name("check"), definition=json.dumps(definition), roleArn=SFN_ROLE)[
+        "stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input))["executionArn"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            return described
+        time.sleep(0.2)
+
+
+def _distributed_map(child: dict, **fields: Any) -> dict:
+    return {"StartAt": "Map", "States": {"Map": {
+        "Type": "Map", "End": True, "ItemsPath": "$.items", **fields,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "Child", "States": {"Child": child}}}}}
+
+
+PASS = {"Type": "Pass", "End": True}
+FAIL_SMALL = {"Type": "Choice", "Choices": [{"Variable": "$", "NumericLessThanEquals": 2, "Next": "Fail"}],
+              "Default": "Done"}
+
+
+def _fail_small_states() -> dict:
+    return {"Child": FAIL_SMALL, "Fail": {"Type": "Fail", "Error": "Small", "Cause": "item <= 2"},
+            "Done": {"Type": "Pass", "End": True}}
+
+
+def _map_with_states(states: dict, **fields: Any) -> dict:
+    definition = _distributed_map(PASS, **fields)
+    definition["States"]["Map"]["ItemProcessor"]["States"] = states
+    return definition
+
+
+def _execution_outcome(described: dict) -> str:
+    return f"{described['status']} {described.get('error', '')} {described.get('output', '')[:200]}"
+
+
+def stepfunctions_cloudformation(session: Any, endpoint: str) -> tuple[bool, str]:
+    _enable_execution(endpoint)
+    template = {"Resources": {"Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+        "StateMachineType": "STANDARD", "RoleArn": SFN_ROLE,
+        "DefinitionString": json.dumps({"StartAt": "Hello", "States": {"Hello": {
+            "Type": "Pass", "Result": {"greeting": "hi"}, "End": True}}})}}},
+        "Outputs": {"Arn": {"Value": {"Ref": "Machine"}}}}
+    try:
+        stack = _create(session, template=template)
+        arn = _outputs(stack)["Arn"]
+        sfn = session.client("stepfunctions")
+        execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+        import time
+
+        for _ in range(100):
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.1)
+    except Exception as error:  # noqa: BLE001 - any API failure is a failed check
+        return False, f"failed: {error}"
+    return described["status"] == "SUCCEEDED" and json.loads(described["output"]) == {"greeting": "hi"}, \
+        _execution_outcome(described)
+
+
+PAGINATION_OBJECTS = 1005
+
+
+def stepfunctions_list_pagination(session: Any, endpoint: str) -> tuple[bool, str]:
+    _enable_execution(endpoint)
+    bucket = _bucket(session)
+    s3 = session.client("s3")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda index: s3.put_object(Bucket=bucket, Key=f"many/{index:05d}", Body=b""),
+                      range(PAGINATION_OBJECTS)))
+    definition = _distributed_map(PASS, MaxConcurrency=50, ItemReader={
+        "Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": bucket, "Prefix": "many/"}})
+    del definition["States"]["Map"]["ItemsPath"]
+    try:
+        described = _run_machine(session, definition, {})
+    except Exception as error:  # noqa: BLE001 - any API failure is a failed check
+        return False, f"failed: {str(error)[:300]}"
+    if described["status"] != "SUCCEEDED":
+        return False, _execution_outcome(described)
+    keys = [item["Key"] for item in json.loads(described["output"])]
+    return len(keys) == PAGINATION_OBJECTS and len(set(keys)) == PAGINATION_OBJECTS, f"{len(keys)} items processed"
+
+
+def stepfunctions_item_batcher(session: Any, endpoint: str) -> tuple[bool, str]:
+    _enable_execution(endpoint)
+    definition = _distributed_map(PASS, ItemBatcher={"MaxItemsPerBatch": 10, "BatchInput": {"tag.$": "$.tag"}})
+    try:
+        described = _run_machine(session, definition, {"items": list(range(25)), "tag": "t1"})
+    except Exception as error:  # noqa: BLE001 - any API failure is a failed check
+        return False, f"failed: {str(error)[:300]}"
+    if described["status"] != "SUCCEEDED":
+        return False, _execution_outcome(described)
+    batches = json.loads(described["output"])
+    expected = [{"Items": list(range(start, min(start + 10, 25))), "BatchInput": {"tag": "t1"}} for start in (0, 10, 20)]
+    return batches == expected, f"batches {batches}"
+
+
+def stepfunctions_express_children(session: Any, endpoint: str) -> tuple[bool, str]:
+    _enable_execution(endpoint)
+    definition = _distributed_map(PASS)
+    definition["States"]["Map"]["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] = "EXPRESS"
+    try:
+        described = _run_machine(session, definition, {"items": [1, 2, 3]})
+    except Exception as error:  # noqa: BLE001 - any API failure is a failed check
+        return False, f"failed: {str(error)[:300]}"
+    return described["status"] == "SUCCEEDED" and json.loads(described["output"]) == [1, 2, 3], \
+        _execution_outcome(described)
+
+
+def stepfunctions_result_writer(session: Any, endpoint: str) -> tuple[bool, str]:
+    _enable_execution(endpoint)
+    bucket = _bucket(session)
+    definition = _map_with_states(_fail_small_states(), ToleratedFailurePercentage=90.0, ResultWriter={
+        "Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": bucket, "Prefix": "runs"},
+        "WriterConfig": {"OutputType": "JSON", "Transformation": "COMPACT"}})
+    try:
+        described = _run_machine(session, definition, {"items": [1, 3, 4]})
+        if described["status"] != "SUCCEEDED":
+            return False, _execution_outcome(described)
+        key = json.loads(described["output"])["ResultWriterDetails"]["Key"]
+        s3 = session.client("s3")
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        files = {status: [json.loads(s3.get_object(Bucket=bucket, Key=f["Key"])["Body"].read()) for f in entries]
+                 for status, entries in manifest["ResultFiles"].items()}
+    except Exception as error:  # noqa: BLE001 - any API failure is a failed check
+        return False, f"failed: {str(error)[:300]}"
+    succeeded = [record for part in files.get("SUCCEEDED", []) for record in part]
+    failed = [record for part in files.get("FAILED", []) for record in part]
+    ok = ([(r["Input"], r["Output"], r["Status"]) for r in succeeded] == [(3, 3, "SUCCEEDED"), (4, 4, "SUCCEEDED")]
+          and [(r["Input"], r["Status"], r["Error"], r["Cause"]) for r in failed] == [(1, "FAILED", "Small", "item <= 2")])
+    return ok, f"manifest files {manifest['ResultFiles']}, succeeded {succeeded}, failed {failed}"
+
+
+def stepfunctions_tolerance(session: Any, endpoint: str) -> tuple[bool, str]:
+    _enable_execution(endpoint)
+    outcomes = []
+    try:
+        for percentage in (10, 30):  # 2 of 10 items fail: 20 %
+            described = _run_machine(session, _map_with_states(_fail_small_states(), ToleratedFailurePercentage=percentage),
+                                     {"items": list(range(1, 11))})
+            outcomes.append((percentage, described["status"], described.get("error")))
+    except Exception as error:  # noqa: BLE001 - any API failure is a failed check
+        return False, f"failed: {str(error)[:300]}"
+    return outcomes == [(10, "FAILED", "States.ExceedToleratedFailureThreshold"), (30, "SUCCEEDED", None)], \
+        f"outcomes {outcomes}"
+
+
+def _receive(session: Any, queue_url: str, *, timeout_s: float) -> list[dict]:
+    import time
+
+    sqs, messages = session.client("sqs"), []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        reply = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        messages += [json.loads(m["Body"]) for m in reply.get("Messages", [])]
+        if messages:
+            break
+    return messages
+
+
+def s3_cloudformation_notifications(session: Any, endpoint: str) -> tuple[bool, str]:
+    template = {"Resources": {
+        "Queue": {"Type": "AWS::SQS::Queue"},
+        "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"NotificationConfiguration": {"QueueConfigurations": [{
+            "Event": "s3:ObjectCreated:*", "Queue": {"Fn::GetAtt": ["Queue", "Arn"]},
+            "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": "in/"}]}}}]}}}},
+        "Outputs": {"Bucket": {"Value": {"Ref": "Bucket"}}, "QueueUrl": {"Value": {"Ref": "Queue"}}}}
+    try:
+        outputs = _outputs(_create(session, template=template))
+        s3 = session.client("s3")
+        configured = s3.get_bucket_notification_configuration(Bucket=outputs["Bucket"]).get("QueueConfigurations", [])
+        s3.put_object(Bucket=outputs["Bucket"], Key="elsewhere/a.jpg", Body=b"x")
+        s3.put_object(Bucket=outputs["Bucket"], Key="in/a.jpg", Body=b"x")
+        messages = _receive(session, outputs["QueueUrl"], timeout_s=3)
+    except Exception as error:  # noqa: BLE001 - any API failure is a failed check
+        return False, f"failed: {str(error)[:300]}"
+    from urllib.parse import unquote_plus
+
+    keys = [unquote_plus(record["s3"]["object"]["key"]) for message in messages for record in message.get("Records", [])]
+    return len(configured) == 1 and keys == ["in/a.jpg"], f"configured {configured}, notified keys {keys}"
+
+
+FAILING_HANDLER = """
+import os
+def handler(event, context):
+    with open(os.environ["ATTEMPTS_FILE"], "a") as attempts:
+        attempts.write("attempt\\n")
+    raise RuntimeError("forced failure")
+"""
+
+
+def lambda_async_invoke(session: Any, endpoint: str) -> tuple[bool, str]:
+    import os
+    import tempfile
+    import time
+
+    role_arn = _role(session)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", FAILING_HANDLER)
+    attempts_file = os.path.join(tempfile.mkdtemp(), "attempts")
+    name, client, sqs = _name("failing"), session.client("lambda"), session.client("sqs")
+    queue_url = sqs.create_queue(QueueName=_name("dlq"))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    try:
+        function_arn = client.create_function(
+            FunctionName=name, Runtime="python3.12", Role=role_arn, Handler="app.handler",
+            Code={"ZipFile": buffer.getvalue()}, Timeout=30, Environment={"Variables": {"ATTEMPTS_FILE": attempts_file}},
+        )["FunctionArn"]
+        client.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=1, DestinationConfig={
+            "OnFailure": {"Destination": queue_arn}})
+        started = time.monotonic()
+        status = client.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"n": 1}')["StatusCode"]
+        returned_s = time.monotonic() - started
+        bucket = _bucket(session)
+        session.client("s3").put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+            "LambdaFunctionConfigurations": [{"LambdaFunctionArn": function_arn, "Events": ["s3:ObjectCreated:*"]}]})
+        session.client("s3").put_object(Bucket=bucket, Key="up.jpg", Body=b"x")
+        records = []
+        deadline = time.monotonic() + 12  # retries wait 1 s here (LOCALAWS_ASYNC_RETRY_DELAYS_S)
+        while len(records) < 2 and time.monotonic() < deadline:
+            records += _receive(session, queue_url, timeout_s=2)
+    except Exception as error:  # noqa: BLE001 - any API failure is a failed check
+        return False, f"failed: {str(error)[:300]}"
+    attempts = open(attempts_file).read().count("attempt") if os.path.exists(attempts_file) else 0
+    payloads = sorted(json.dumps(r.get("requestPayload"), sort_keys=True)[:40] for r in records)
+    ok = (status == 202 and returned_s < 5 and len(records) == 2 and attempts == 4
+          and all(r["requestContext"]["condition"] == "RetriesExhausted" and r["requestContext"]["approximateInvokeCount"] == 2
+                  for r in records)
+          and any(r["requestPayload"] == {"n": 1} for r in records)
+          and any(r["requestPayload"].get("Records", [{}])[0].get("s3", {}).get("object", {}).get("key") == "up.jpg"
+                  for r in records if isinstance(r.get("requestPayload"), dict)))
+    return ok, f"status {status} in {returned_s:.1f} s, {attempts} attempts, destination records {payloads}"
+
+
+CHECKS.update({
+    "stepfunctions_cloudformation": stepfunctions_cloudformation,
+    "stepfunctions_list_pagination": stepfunctions_list_pagination,
+    "stepfunctions_item_batcher": stepfunctions_item_batcher,
+    "stepfunctions_express_children": stepfunctions_express_children,
+    "stepfunctions_result_writer": stepfunctions_result_writer,
+    "stepfunctions_tolerance": stepfunctions_tolerance,
+    "s3_cloudformation_notifications": s3_cloudformation_notifications,
+    "lambda_async_invoke": lambda_async_invoke,
+})
