@@ -49,7 +49,7 @@ def test_draft_reduces_big_jpegs_but_reports_original_size():
     full = decode_image(data)
     reduced = decode_image(data, draft_size=(640, 640), keep_aspect=True)
     assert full.array.shape == (1080, 1920, 3)
-    assert reduced.array.shape == (540, 960, 3) and reduced.reduced
+    assert reduced.array.shape == (405, 720, 3) and reduced.reduced  # 3/8: covers the 640x360 box
     assert (reduced.original_width, reduced.original_height) == (1920, 1080)
     stretched = decode_image(data, draft_size=(640, 640))  # must stay >= 640 high: no reduction possible
     assert stretched.array.shape == (1080, 1920, 3)
@@ -72,6 +72,32 @@ def test_truncated_jpeg_is_415():
     data = square_image(width=200, height=200, box=(10, 10, 50, 50))
     with pytest.raises(UnsupportedMediaType, match="truncated or corrupt"):
         decode_image(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("size, draft_size, keep_aspect, expected", [
+    ((3840, 2160), (640, 640), False, (810, 1440)),    # 3/8: the smallest DCT scaling >= 640 high
+    ((3840, 2160), (640, 640), True, (540, 960)),      # 1/4 covers the 640x360 letterbox box
+    ((1920, 1080), (384, 384), False, (405, 720)),     # 3/8
+    ((1920, 1080), (384, 384), True, (270, 480)),      # 1/4
+    ((1920, 1080), (640, 640), False, (1080, 1920)),   # nothing smaller stays 640 high
+    ((1000, 1000), (100, 100), False, (125, 125)),     # 1/8
+])
+def test_dct_scaling_is_the_smallest_that_covers_the_model_input(size, draft_size, keep_aspect, expected):
+    data = square_image(width=size[0], height=size[1], box=(100, 100, 500, 500))
+    decoded = decode_image(data, draft_size=draft_size, keep_aspect=keep_aspect)
+    assert decoded.array.shape == (*expected, 3)
+    assert (decoded.original_width, decoded.original_height) == size
+
+
+def test_dct_scaled_pixels_match_a_full_decode_reduced_afterwards():
+    rng = np.random.default_rng(0)
+    smooth = Image.fromarray(rng.integers(0, 256, (27, 48, 3), dtype=np.uint8)).resize((1920, 1080), Image.BICUBIC)
+    data = _encode(smooth, "JPEG", quality=95)
+    scaled = decode_image(data, draft_size=(384, 384)).array.astype(np.float64)  # 3/8 -> 720x405
+    full = Image.open(io.BytesIO(data)).convert("RGB")
+    reference = np.asarray(full.resize((720, 405), Image.BOX), dtype=np.float64)
+    assert scaled.shape == reference.shape
+    assert np.abs(scaled - reference).mean() < 1.5
 
 
 def test_decompression_bomb_is_413_before_decoding():
