@@ -12,13 +12,23 @@ import sys
 import time
 import traceback
 
-from detection import s3jobs, store
-from detection.errors import DetectionError, InternalError
-from detection.events import JOB_KINDS, Options, Request, answers_http, event_kind, parse_event
-from detection.pipeline import BaseDetector, Detector
-from detection.response import respond
+from detection.fetch import BundlePrefetch
 from detection.settings import Settings
-from detection.telemetry import request_record
+
+SETTINGS = Settings.from_env()
+# Cold start: the bundle download (S3, hashed on the way) runs in a thread from here, overlapping the imports
+# below (onnxruntime, the pipeline) and boto3's own; the detector waits for it (measured by bench: cold start
+# with the fetch).
+PREFETCH = (BundlePrefetch(SETTINGS.model_uri, cache_dir=SETTINGS.model_cache_dir)
+            if SETTINGS.model_uri and not SETTINGS.endpoint_name else None)
+
+from detection import s3jobs, store  # noqa: E402
+from detection.errors import DetectionError, InternalError  # noqa: E402
+from detection.events import JOB_KINDS, Options, Request, answers_http, event_kind, parse_event  # noqa: E402
+from detection.fetch import fetch_bundle  # noqa: E402
+from detection.pipeline import BaseDetector, Detector  # noqa: E402
+from detection.response import respond  # noqa: E402
+from detection.telemetry import request_record  # noqa: E402
 
 
 def _log(record: dict) -> None:
@@ -30,8 +40,9 @@ class Service:
     """One container: ``handle(event, context)`` answers every event shape; the model loads on first use
     (at import when MODEL_URI is set: Lambda's init phase)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, prefetch: BundlePrefetch | None = None):
         self.settings = settings
+        self._prefetch = prefetch  # the bundle already on its way (module import), else fetched on first use
         self._detector: BaseDetector | None = None
         self._cold_start = True  # until the first request of this container
 
@@ -46,8 +57,11 @@ class Service:
                 self._detector = RemoteDetector.from_uri(s.model_uri, endpoint_name=s.endpoint_name,
                                                          draft=s.jpeg_draft, max_pixels=s.max_image_pixels)
             else:
-                self._detector = Detector.from_uri(s.model_uri, cache_dir=s.model_cache_dir, threads=s.ort_threads,
-                                                   draft=s.jpeg_draft, max_pixels=s.max_image_pixels)
+                prefetch, self._prefetch = self._prefetch, None
+                bundle = (prefetch.result() if prefetch is not None and prefetch.uri == s.model_uri
+                          else fetch_bundle(s.model_uri, cache_dir=s.model_cache_dir))
+                self._detector = Detector(bundle, threads=s.ort_threads, draft=s.jpeg_draft,
+                                          max_pixels=s.max_image_pixels)
         return self._detector
 
     def detect(self, request: Request) -> dict:
@@ -129,7 +143,7 @@ class Service:
         return respond(http=http, status=status, body=body)
 
 
-SERVICE = Service(Settings.from_env())
+SERVICE = Service(SETTINGS, prefetch=PREFETCH)
 
 
 def handler(event, context):

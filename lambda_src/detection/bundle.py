@@ -30,6 +30,7 @@ from .manifest import (
     parse_class_map, parse_manifest,
 )
 
+VERIFIED_FILE = ".verified.json"
 OPTIMIZED_SUFFIX = ".optimized.onnx"
 SIDECAR_SUFFIX = ".optimized.json"
 OPTIMIZATION_LEVEL = "extended"
@@ -95,6 +96,32 @@ def read_bundle(root: str | os.PathLike, *, verify_sha256: bool = True) -> Bundl
     if verify_sha256 and manifest.model_sha256:
         check_model_sha256(sha256_file(model_path), manifest, model_path)
     return Bundle(root=root, manifest=manifest, class_map=class_map)
+
+
+# ---------------------------------------------------------------- verified once per environment
+
+
+def fingerprint(path: str | os.PathLike) -> list[int]:
+    """What changes when a file is replaced or rewritten: size, mtime (ns) and inode."""
+    stat = os.stat(path)
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+def record_verified(bundle: Bundle, marker: str | os.PathLike) -> None:
+    """Note in ``marker`` that ``bundle``'s model matched its sha256 as the file is now."""
+    Path(marker).write_text(json.dumps({"model_sha256": bundle.manifest.model_sha256, "root": str(bundle.root),
+                                        "model": fingerprint(bundle.model_path)}))
+
+
+def still_verified(bundle: Bundle, marker: str | os.PathLike) -> bool:
+    """Whether ``marker`` (``record_verified``) vouches for ``bundle``'s model file as it is now: a stat, not a
+    re-hash. Any doubt (no marker, another model, a file touched since) says no."""
+    try:
+        noted = json.loads(Path(marker).read_text())
+        return (isinstance(noted, dict) and noted.get("model_sha256") == bundle.manifest.model_sha256
+                and noted.get("root") == str(bundle.root) and noted.get("model") == fingerprint(bundle.model_path))
+    except (OSError, ValueError):
+        return False
 
 
 def write_bundle(

@@ -8,6 +8,13 @@ manifest is fetched again, never served stale, and a failed fetch leaves nothing
 ``latest.json`` (``{"uri": "s3://..."}``) instead of a manifest is followed once, so MODEL_URI can name a
 model rather than one version of it.
 
+Each model file is hashed once per environment: while it downloads (S3), or on the first read of a local
+directory; a marker (``bundle.record_verified``) then vouches for it by a stat of the file, so a re-run init,
+another process on the same /tmp or a restored SnapStart snapshot does not read it again.
+
+``BundlePrefetch`` runs the fetch in a thread, so the download overlaps the imports that follow it (the
+handler starts it before importing onnxruntime and the pipeline).
+
 Example:
     >>> # bundle = fetch_bundle("s3://models/dfine-s/")        # -> Bundle at /tmp/model-bundles/<sha256>/
 """
@@ -19,10 +26,14 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from . import store
-from .bundle import Bundle, check_model_sha256, optimized_names, read_bundle, read_manifest, stamp_suits
+from .bundle import (
+    VERIFIED_FILE, Bundle, check_model_sha256, optimized_names, read_bundle, read_manifest, record_verified,
+    sha256_file, stamp_suits, still_verified,
+)
 from .errors import BundleError, DetectionError, Forbidden, NotFound
 from .manifest import MANIFEST_FILE, Manifest, class_map_from_json, manifest_from_json
 
@@ -107,13 +118,10 @@ def cache_key(*files: bytes | None) -> str:
 
 
 def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, s3_client=None) -> Bundle:
-    """Make the bundle at ``uri`` available on local disk and return it validated.
-
-    The model is hashed while it downloads (checked against the manifest before the staging directory is
-    renamed into the cache), never read a second time.
-    """
+    """Make the bundle at ``uri`` available on local disk and return it validated (model sha256 checked, at
+    most once per environment)."""
     if not uri.startswith("s3://"):
-        return read_bundle(uri)
+        return _read_local(Path(uri), Path(cache_dir))
     bucket, prefix, raw = _locate_manifest(s3_client, uri)
     manifest_where = f"s3://{bucket}/{prefix}{MANIFEST_FILE}"
     manifest = manifest_from_json(raw, manifest_where)
@@ -125,9 +133,92 @@ def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, 
     sidecar = _get(s3_client, bucket, prefix + sidecar_name, denied_means_missing=True)
     local = Path(cache_dir) / cache_key(raw, class_raw, sidecar)
     if (local / MANIFEST_FILE).is_file():
-        return read_bundle(local, verify_sha256=False)  # verified before the rename below
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache_dir))
+        cached = read_bundle(local, verify_sha256=False)
+        if _verified_now(cached, local / VERIFIED_FILE):
+            return cached
+        shutil.rmtree(local, ignore_errors=True)  # damaged since it was verified: download it again
+    return _download(s3_client, bucket, prefix, raw, manifest, local)
+
+
+def confirm_intact(bundle: Bundle, *, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR) -> bool:
+    """Whether ``bundle``'s model file is still the one verified (a stat when a marker vouches for it, else a
+    re-hash); what a restored snapshot checks before trusting /tmp."""
+    marker = bundle.root / VERIFIED_FILE
+    if not marker.is_file():  # a local directory's marker lives in the cache directory
+        marker = _local_marker(bundle.manifest, Path(cache_dir))
+    try:
+        return _verified_now(bundle, marker)
+    except (BundleError, OSError):
+        return False
+
+
+class BundlePrefetch:
+    """``fetch_bundle`` in a background thread; ``result()`` waits for it and raises what it raised.
+
+    Example:
+        >>> # prefetch = BundlePrefetch("s3://models/dfine-s/", cache_dir="/tmp/model-bundles")
+        >>> # import onnxruntime                      # meanwhile the model downloads
+        >>> # bundle = prefetch.result()
+    """
+
+    def __init__(self, uri: str, *, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR):
+        self.uri = uri
+        self._bundle: Bundle | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(uri, cache_dir), name="bundle-prefetch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, uri: str, cache_dir: str | os.PathLike) -> None:
+        try:
+            self._bundle = fetch_bundle(uri, cache_dir=cache_dir)
+        except BaseException as exc:  # handed to the thread that asks for the result
+            self._error = exc
+
+    def result(self) -> Bundle:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._bundle
+
+
+def _verified_now(bundle: Bundle, marker: Path) -> bool:
+    """True when ``marker`` vouches for the model as it is; else re-hash it, note it if it matches."""
+    if not bundle.manifest.model_sha256 or still_verified(bundle, marker):
+        return True
+    if sha256_file(bundle.model_path) != bundle.manifest.model_sha256:
+        return False
+    _note_verified(bundle, marker)
+    return True
+
+
+def _note_verified(bundle: Bundle, marker: Path) -> None:
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        record_verified(bundle, marker)
+    except OSError:  # a read-only cache directory only costs the next cold start a re-hash
+        pass
+
+
+def _local_marker(manifest: Manifest, cache_dir: Path) -> Path:
+    return cache_dir / "verified" / f"{manifest.model_sha256}.json"
+
+
+def _read_local(root: Path, cache_dir: Path) -> Bundle:
+    """A bundle directory (read-only, e.g. in the package or a layer): hashed unless already verified here."""
+    bundle = read_bundle(root, verify_sha256=False)
+    if bundle.manifest.model_sha256:
+        marker = _local_marker(bundle.manifest, cache_dir)
+        if not still_verified(bundle, marker):
+            check_model_sha256(sha256_file(bundle.model_path), bundle.manifest, bundle.model_path)
+            _note_verified(bundle, marker)
+    return bundle
+
+
+def _download(s3_client, bucket: str, prefix: str, raw: bytes, manifest: Manifest, local: Path) -> Bundle:
+    """Into a staging directory renamed to ``local`` once the model's sha256 (taken on the way) matched."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=local.parent))
     try:
         (staging / manifest.class_map_file).write_bytes(class_raw)
         model_key = prefix + manifest.model_file
@@ -144,7 +235,10 @@ def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, 
             staging.rename(local)
         except OSError:  # another process won the race; its copy was verified too
             shutil.rmtree(staging, ignore_errors=True)
-        return Bundle(root=local, manifest=manifest, class_map=class_map)
+            return read_bundle(local, verify_sha256=False)
+        bundle = Bundle(root=local, manifest=manifest, class_map=class_map)
+        _note_verified(bundle, local / VERIFIED_FILE)  # rename keeps size, mtime and inode
+        return bundle
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
