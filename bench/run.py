@@ -152,7 +152,7 @@ def model_in_tmp(bundle_dir: Path, config: BenchConfig, *, optimized: bool) -> P
     return target
 
 
-def run_worker(*, mode: str, package_dir: Path, model_dir: Path, images: dict[str, Path], env: dict | None = None,
+def run_worker(*, mode: str, package_dir: Path, model_dir: Path | str, images: dict[str, Path], env: dict | None = None,
                bytecode: bool = True, **settings) -> dict:
     """``python -I -S -B bench/worker.py`` with only the package on its path; returns its JSON result.
 
@@ -233,6 +233,59 @@ def cold_starts(package_dir: Path, variants: dict[str, tuple[Path, bool]], image
     return out
 
 
+def _upload_bundle(bundle_dir: Path, *, endpoint: str, env: dict, bucket: str) -> str:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=env["AWS_DEFAULT_REGION"],
+                      aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    s3.create_bucket(Bucket=bucket)
+    for path in sorted(bundle_dir.iterdir()):
+        if path.is_file():
+            s3.upload_file(str(path), bucket, f"{bundle_dir.name}/{path.name}")
+    return f"s3://{bucket}/{bundle_dir.name}/"
+
+
+def cold_starts_with_fetch(package_dir: Path, bundle_dir: Path, images: dict[str, Path], config: BenchConfig) -> dict:
+    """Fresh processes whose MODEL_URI is on a local S3 (a moto server) and whose /tmp cache is empty, as in a
+    new Lambda environment: ``sequential`` imports everything first, then downloads (the order before the
+    prefetch thread), ``overlapped`` imports the handler first, whose download thread overlaps the imports.
+    Both hash the model while downloading; ``second_hash_pass_s`` is the pass over the file that saves."""
+    from detection.bundle import sha256_file
+    from localaws import lifecycle
+    from localaws.runtime_env import ensure_runtime_dir
+
+    runtime_dir = ensure_runtime_dir()
+    model_file = bundle_dir / "model.onnx"
+    hashes = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        sha256_file(model_file)
+        hashes.append(time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory(prefix="bench-s3-") as state:
+        info = lifecycle.start(state_dir=Path(state), stock=True)
+        try:
+            env = {**info.client_env(), "AWS_DEFAULT_REGION": lifecycle.REGION}
+            uri = _upload_bundle(bundle_dir, endpoint=info.endpoint, env=env, bucket="bench-models")
+            runs: dict[str, list[dict]] = {"sequential": [], "overlapped": []}
+            for _ in range(config.cold_starts):
+                for name in runs:
+                    runs[name].append(run_worker(mode="cold" if name == "sequential" else "cold_overlapped",
+                                                 package_dir=package_dir, model_dir=uri, images=images, env=env,
+                                                 cold_image="1080p", runtime_dir=str(runtime_dir)))
+        finally:
+            lifecycle.stop(info=info)
+    keys = ("init_s", "first_invoke_s", "since_process_start_s", "process_wall_s")
+    out: dict = {"bundle_mib": round(sum(p.stat().st_size for p in bundle_dir.iterdir() if p.is_file()) / 2**20, 2),
+                 "second_hash_pass_s": round(float(np.median(hashes)), 4)}
+    for name, results in runs.items():
+        out[name] = {"runs": len(results),
+                     "median": {key: round(float(np.median([r[key] for r in results])), 3) for key in keys},
+                     "opened": sorted({Path(r["model_path"]).name for r in results})}
+    out["overlapped_over_sequential"] = paired_ratio([r["since_process_start_s"] for r in runs["overlapped"]],
+                                                     [r["since_process_start_s"] for r in runs["sequential"]])
+    return out
+
+
 # ---------------------------------------------------------------- package sizes and cost
 
 def package_sizes(arches: tuple[str, ...], config: BenchConfig) -> dict:
@@ -291,6 +344,8 @@ def bench_model(spec: ModelSpec, *, package_dir: Path, images: dict[str, Path], 
     log(f"[{spec.key}] cold starts (plain and pre-optimized model, with and without byte code, alternating) ...")
     colds = cold_starts(package_dir, {"plain": (plain_dir, True), "optimized": (model_dir, True),
                                       "no_bytecode": (model_dir, False)}, images, config)
+    log(f"[{spec.key}] cold starts fetching the bundle from a local S3 (sequential vs overlapped) ...")
+    entry["cold_start_fetch"] = cold_starts_with_fetch(package_dir, model_dir, images, config)
     entry["cold_start"] = colds["optimized"]
     entry["cold_start_plain"] = colds["plain"]
     entry["cold_start_no_bytecode"] = colds["no_bytecode"]
