@@ -137,7 +137,8 @@ def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, 
         if _verified_now(cached, local / VERIFIED_FILE):
             return cached
         shutil.rmtree(local, ignore_errors=True)  # damaged since it was verified: download it again
-    return _download(s3_client, bucket, prefix, raw, manifest, local)
+    return _download(s3_client, bucket, prefix, manifest, local,
+                     files={MANIFEST_FILE: raw, manifest.class_map_file: class_raw}, class_map=class_map, sidecar=sidecar)
 
 
 def confirm_intact(bundle: Bundle, *, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR) -> bool:
@@ -215,12 +216,13 @@ def _read_local(root: Path, cache_dir: Path) -> Bundle:
     return bundle
 
 
-def _download(s3_client, bucket: str, prefix: str, raw: bytes, manifest: Manifest, local: Path) -> Bundle:
-    """Into a staging directory renamed to ``local`` once the model's sha256 (taken on the way) matched."""
+def _download(s3_client, bucket: str, prefix: str, manifest: Manifest, local: Path, *, files: dict[str, bytes],
+              class_map: dict[int, str], sidecar: bytes | None) -> Bundle:
+    """Into a staging directory renamed to ``local`` once the model's sha256 (taken on the way) matched;
+    ``files`` are the small files already read (manifest, class map), written as they came."""
     local.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=local.parent))
     try:
-        (staging / manifest.class_map_file).write_bytes(class_raw)
         model_key = prefix + manifest.model_file
         try:
             actual = store.download(bucket, model_key, staging / manifest.model_file, s3=s3_client)
@@ -230,7 +232,8 @@ def _download(s3_client, bucket: str, prefix: str, raw: bytes, manifest: Manifes
             raise _bundle_error(exc) from None
         check_model_sha256(actual, manifest, f"s3://{bucket}/{model_key}")
         _fetch_optimized(s3_client, bucket, prefix, manifest, sidecar, staging)
-        (staging / MANIFEST_FILE).write_bytes(raw)
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
         try:
             staging.rename(local)
         except OSError:  # another process won the race; its copy was verified too
