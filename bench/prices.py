@@ -52,3 +52,33 @@ def duration_at(memory_mb: int, *, one_vcpu_ms: float, two_vcpu_ms: float) -> fl
     if share < 2.0:
         return one_vcpu_ms
     return two_vcpu_ms
+
+
+# ---------------------------------------------------------------- batch mode (Step Functions + S3) and the API
+
+# https://aws.amazon.com/step-functions/pricing/ (us-east-1): Standard per state transition; Express per request
+# and per GB-second of memory in 64 MB steps, billed per 1 ms with a 100 ms minimum (first 1,000 GB-hours).
+# https://aws.amazon.com/s3/pricing/ (S3 Standard, us-east-1): GET; PUT/COPY/POST/LIST share one price.
+# https://aws.amazon.com/api-gateway/pricing/ (HTTP APIs, first 300 million a month).
+# Not re-read online in this session: quoted as published when checked; check again before quoting.
+SFN_STANDARD_TRANSITION_USD = 0.025 / 1000
+SFN_EXPRESS_REQUEST_USD = 1.00 / 1_000_000
+SFN_EXPRESS_GB_SECOND_USD = 0.00001667
+SFN_EXPRESS_MEMORY_STEP_MB = 64
+SFN_EXPRESS_MIN_MS = 100
+S3_GET_USD = 0.0004 / 1000
+S3_PUT_LIST_USD = 0.005 / 1000
+HTTP_API_REQUEST_USD = 1.00 / 1_000_000
+S3_LIST_PAGE_KEYS = 1000
+
+
+def lambda_usd(*, duration_ms: float, memory_mb: int, arch: str = "x86_64") -> float:
+    """Compute only (GB-seconds) for one invocation of ``duration_ms``, without the request charge."""
+    return memory_mb / 1024.0 * billed_ms(duration_ms) / 1000.0 * GB_SECOND_USD[arch]
+
+
+def express_usd(*, duration_ms: float, memory_mb: int = SFN_EXPRESS_MEMORY_STEP_MB) -> float:
+    """One Express execution (request + duration in 64 MB steps, 100 ms minimum)."""
+    steps_mb = math.ceil(memory_mb / SFN_EXPRESS_MEMORY_STEP_MB) * SFN_EXPRESS_MEMORY_STEP_MB
+    seconds = max(duration_ms, SFN_EXPRESS_MIN_MS) / 1000.0
+    return SFN_EXPRESS_REQUEST_USD + steps_mb / 1024.0 * seconds * SFN_EXPRESS_GB_SECOND_USD
