@@ -25,9 +25,11 @@ import re
 import time
 import uuid
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from .http_front import FrontHandler, FrontServer, reply
+from .lambda_runtime import Throttled
 
 log = logging.getLogger("localaws.dataplane")
 
@@ -272,6 +274,9 @@ def handle(*, method: str, target: str, headers: dict[str, str], body: bytes, so
     started = time.monotonic()
     try:
         result = lambda_bridge.invoke(fn, json.dumps(event).encode("utf-8"))
+    except Throttled:
+        log.warning("%s %s: throttled (every environment busy, queue full)", method, target)
+        return reply(429)
     except Exception:  # noqa: BLE001 - the runtime failed to start or run: API Gateway says 500 too
         log.exception("invoking %s failed", fn.function_name)
         return _json(*INTERNAL_ERROR)
@@ -309,42 +314,16 @@ def _preflight(cors: dict, headers: dict[str, str]) -> tuple[int, dict[str, str]
     return 204, reply, [], b""
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "localaws-apigateway"
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers: dict[str, str] = {}
-        for key, value in self.headers.items():
-            key = key.lower()
-            headers[key] = f"{headers[key]},{value}" if key in headers else value
-        try:
-            status, reply_headers, cookies, reply_body = handle(
-                method=self.command, target=self.path, headers=headers, body=body, source_ip=self.client_address[0])
-        except Exception:  # noqa: BLE001 - never drop the connection without an answer
-            log.exception("data plane error")
-            status, reply_headers, cookies, reply_body = _json(*INTERNAL_ERROR)
-        self.send_response(status)
-        for key, value in reply_headers.items():
-            if key not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(key, value)
-        for cookie in cookies:
-            self.send_header("set-cookie", cookie)
-        self.send_header("apigw-requestid", uuid.uuid4().hex[:16])
-        self.send_header("content-length", str(len(reply_body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(reply_body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+class _Handler(FrontHandler):
+    answer = staticmethod(handle)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
         log.info("%s %s", self.address_string(), format % args)
 
+    def end_headers(self) -> None:
+        self.send_header("apigw-requestid", uuid.uuid4().hex[:16])
+        super().end_headers()
 
-def make_server(*, host: str, port: int) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), _Handler)
-    server.daemon_threads = True
-    return server
+
+def make_server(*, host: str, port: int) -> FrontServer:
+    return FrontServer((host, port), _Handler)

@@ -68,7 +68,10 @@ def _function_pool() -> Any:
         if _pool is None:
             from .lambda_runtime import FunctionPool
 
-            _pool = FunctionPool()
+            # LOCALAWS_MAX_ENVIRONMENTS / LOCALAWS_MAX_QUEUED: per function, how many run at once and how many
+            # more wait before invokes are throttled (429 TooManyRequestsException)
+            _pool = FunctionPool(max_per_key=int(os.environ.get("LOCALAWS_MAX_ENVIRONMENTS") or 4),
+                                 max_queued=int(os.environ.get("LOCALAWS_MAX_QUEUED") or 64))
         return _pool
 
 
@@ -126,10 +129,20 @@ def invoke_moto_function(self: Any, body: Any, request_headers: Any, response_he
 
         lambda_async.invoke_event(self, raw)
         return b""
-    result = invoke(self, raw)
-    if result.status_code == 413:
-        from moto.core.exceptions import JsonRESTError
+    from moto.core.exceptions import JsonRESTError
 
+    from .lambda_runtime import Throttled
+
+    try:
+        result = invoke(self, raw)
+    except Throttled:  # Lambda's answer past its concurrency: 429, which the SDKs retry with backoff
+        throttled = JsonRESTError("TooManyRequestsException", "Rate Exceeded.")
+        throttled.code = 429
+        throttled.description = json.dumps({"__type": "TooManyRequestsException", "message": "Rate Exceeded.",
+                                            "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+                                            "Type": "User"})
+        raise throttled from None
+    if result.status_code == 413:
         too_large = JsonRESTError("RequestEntityTooLargeException", json.loads(result.payload)["message"])
         too_large.code = 413
         raise too_large

@@ -396,11 +396,20 @@ class LocalFunction:
 # ---------------------------------------------------------------- warm pool
 
 
+class Throttled(RuntimeError):
+    """Every environment of a function is busy and its queue is full: Lambda's ``TooManyRequestsException``."""
+
+
+_THROTTLED = object()
+
+
 class FunctionPool:
     """Warm execution environments keyed by ``(function name, code sha256, ...)``; idle ones are reused.
 
-    Concurrent invocations of the same key get separate environments (up to ``max_per_key``, then they wait),
-    like Lambda scaling out. A new key for a function name (new code or configuration) retires the old ones.
+    Concurrent invocations of the same key get separate environments (up to ``max_per_key``), like Lambda
+    scaling out; beyond that up to ``max_queued`` wait for one (Lambda has far more concurrency than this host:
+    the queue stands in for it) and the rest are ``Throttled`` at once, as Lambda throttles past its
+    concurrency limit. A new key for a function name (new code or configuration) retires the old ones.
 
     Example:
         >>> pool = FunctionPool()                                                         # doctest: +SKIP
@@ -408,10 +417,12 @@ class FunctionPool:
         >>> pool.invoke(key, lambda: LocalFunction(zip_path, env=env), payload)           # doctest: +SKIP
     """
 
-    def __init__(self, *, max_per_key: int = 4):
+    def __init__(self, *, max_per_key: int = 4, max_queued: int = 64):
         self.max_per_key = max_per_key
+        self.max_queued = max_queued
         self._idle: dict[Hashable, list[LocalFunction]] = {}
         self._count: dict[Hashable, int] = {}
+        self._queued: dict[Hashable, int] = {}
         self._condition = threading.Condition()
         self._closed = False
 
@@ -441,9 +452,18 @@ class FunctionPool:
                     self._count[key] = self._count.get(key, 0) + 1
                     function = None
                     break
-                self._condition.wait()
+                if self._queued.get(key, 0) >= self.max_queued:
+                    function = _THROTTLED
+                    break
+                self._queued[key] = self._queued.get(key, 0) + 1
+                try:
+                    self._condition.wait()
+                finally:
+                    self._queued[key] -= 1
         for old in retired:
             old.close()
+        if function is _THROTTLED:
+            raise Throttled(f"Rate Exceeded: {self.max_per_key} environments busy, {self.max_queued} queued")
         if function is None:
             try:
                 function = factory()
