@@ -68,6 +68,9 @@ class Layout:
             raise ConfigError(
                 f"OUTPUT_PREFIX {self.output_prefix!r} is under INPUT_PREFIX {self.input_prefix!r}: every result "
                 f"would trigger another detection; put the results beside the inputs, not under them")
+        if self.input_prefix.startswith(self.output_prefix):
+            raise ConfigError(f"INPUT_PREFIX {self.input_prefix!r} is under OUTPUT_PREFIX {self.output_prefix!r}: "
+                              f"inputs and results must not share a prefix")
 
     def result_key(self, key: str) -> str:
         return self.output_prefix + key[len(self.input_prefix):] + RESULT_SUFFIX

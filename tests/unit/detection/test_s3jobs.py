@@ -37,6 +37,7 @@ def test_skip_reason(key, reason):
 
 @pytest.mark.parametrize("input_prefix, output_prefix", [
     ("", "detections/"), ("images/", "images/detections/"), ("images/", "images/"), ("images/", ""),
+    ("data/images/", "data/"),
 ])
 def test_output_under_input_is_refused(input_prefix, output_prefix):
     with pytest.raises(ConfigError):
