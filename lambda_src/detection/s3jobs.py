@@ -18,8 +18,9 @@ What happens to an object:
   retries and the dead-letter queue (uploads) or the Map's retry and tolerance (batches) see it.
 
 Event shapes: S3 notifications (``{"Records": [{"eventSource": "aws:s3", ...}]}``) and the Distributed Map's
-ItemBatcher input ``{"Items": [{"Key": ...}, ...], "BatchInput": {"Bucket": ..., "Options": {...}}}``
-(``Options`` as for POST /detect: threshold, classes, max_detections).
+ItemBatcher input ``{"Items": [{"Key": ...}, ...], "BatchInput": {"Bucket": ..., "Options": {...},
+"SkipExisting": false}}`` (``Options`` as for POST /detect: threshold, classes, max_detections;
+``SkipExisting`` true resumes a run: images whose result object exists are skipped).
 
 Example:
     >>> layout = Layout(input_prefix="images/", output_prefix="detections/")
@@ -124,8 +125,8 @@ def notification_objects(event: Mapping[str, Any], log: Log) -> list[tuple[str, 
     return objects
 
 
-def batch_objects(event: Mapping[str, Any]) -> tuple[str, list[str], Options]:
-    """(bucket, keys, options) of an ItemBatcher input; ``BadRequest`` says what the definition must send."""
+def batch_objects(event: Mapping[str, Any]) -> tuple[str, list[str], Options, bool]:
+    """(bucket, keys, options, skip_existing) of an ItemBatcher input; ``BadRequest`` says what to send."""
     batch_input = event.get("BatchInput")
     if not isinstance(batch_input, dict) or not isinstance(batch_input.get("Bucket"), str):
         raise BadRequest('BatchInput must be {"Bucket": "<input bucket>", "Options": {...}}')
@@ -138,7 +139,10 @@ def batch_objects(event: Mapping[str, Any]) -> tuple[str, list[str], Options]:
     options = batch_input.get("Options") or {}
     if not isinstance(options, dict):
         raise BadRequest("BatchInput.Options must be an object of detection options")
-    return batch_input["Bucket"], keys, parse_options(options)
+    skip_existing = batch_input.get("SkipExisting", False)
+    if not isinstance(skip_existing, bool):
+        raise BadRequest("BatchInput.SkipExisting must be true or false")
+    return batch_input["Bucket"], keys, parse_options(options), skip_existing
 
 
 # ---------------------------------------------------------------- processing
@@ -149,7 +153,8 @@ def _failure(key: str, error: DetectionError) -> dict:
 
 
 def process_objects(bucket: str, keys: Sequence[str], *, layout: Layout, options: Options, s3,
-                    detect: DetectImages, max_bytes: int, log: Log, images_per_call: int = 1) -> Summary:
+                    detect: DetectImages, max_bytes: int, log: Log, images_per_call: int = 1,
+                    skip_existing: bool = False) -> Summary:
     """Write one result object per image key (see the module docstring for what is skipped, recorded, raised).
 
     Raises ``JobFailed`` after every key was tried when some failed for a reason other than the image itself.
@@ -161,6 +166,8 @@ def process_objects(bucket: str, keys: Sequence[str], *, layout: Layout, options
     for key in keys:
         summary.items += 1
         reason = layout.skip_reason(key)
+        if reason is None and skip_existing and store.exists(bucket, layout.result_key(key), s3=s3):
+            reason = "its result exists (resumed run)"
         if reason is not None:
             summary.skips.append({"key": key, "reason": reason})
             log({"level": "INFO", "message": "skipped", "bucket": bucket, "key": key, "reason": reason})
@@ -214,9 +221,9 @@ def run_job(event: Mapping[str, Any], *, layout: Layout | None, s3, detect: Dete
         raise ConfigError("this function has no S3 input configured (OUTPUT_PREFIX is unset): deploy the "
                                  "stack with InputBucketName and OutputPrefix to process uploads or batches")
     if event_kind(event) == "batch":
-        bucket, keys, options = batch_objects(event)
+        bucket, keys, options, skip_existing = batch_objects(event)
         return process_objects(bucket, keys, layout=layout, options=options, s3=s3, detect=detect,
-                               max_bytes=max_bytes, log=log).to_dict()
+                               max_bytes=max_bytes, log=log, skip_existing=skip_existing).to_dict()
     by_bucket: dict[str, list[str]] = {}
     for bucket, key in notification_objects(event, log):
         by_bucket.setdefault(bucket, []).append(key)

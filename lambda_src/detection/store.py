@@ -121,3 +121,17 @@ def write_json(bucket: str, key: str, document: dict, *, s3: Any = None) -> None
                                     Body=json.dumps(document, separators=(",", ":")).encode("utf-8"))
     except (ClientError, BotoCoreError) as exc:
         raise StorageError(f"cannot write s3://{bucket}/{key}: {exc}") from None
+
+
+def exists(bucket: str, key: str, *, s3: Any = None) -> bool:
+    """Whether the object exists (HEAD); refusals and other errors raise as for ``read``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        (s3 or client()).head_object(Bucket=bucket, Key=key)
+        return True
+    except (ClientError, BotoCoreError) as exc:
+        error = _translate(exc, f"s3://{bucket}/{key}")
+        if isinstance(error, NotFound):
+            return False
+        raise error from None

@@ -96,6 +96,16 @@ def test_batch_and_upload_give_the_same_result_and_a_rerun_rewrites_it(handler, 
     assert keys == ["detections/broken.jpg.json", "detections/square.jpg.json"]
 
 
+def test_a_resumed_batch_skips_images_with_results(handler, s3):
+    event = load_event("distributed_map_batch.json")
+    handler.handle(event, Context())
+    s3.delete_object(Bucket=BUCKET, Key="detections/broken.jpg.json")
+    event["BatchInput"]["SkipExisting"] = True
+    summary = handler.handle(event, Context())
+    assert (summary["succeeded"], summary["failed"], summary["skipped"]) == (0, 1, 2)
+    assert {s["key"]: s["reason"] for s in summary["skips"]}["photos/square.jpg"] == "its result exists (resumed run)"
+
+
 def test_batch_options_reach_the_detector(handler, s3):
     event = load_event("distributed_map_batch.json")
     event["BatchInput"]["Options"] = {"classes": ["circle"]}

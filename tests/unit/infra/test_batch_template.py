@@ -9,7 +9,7 @@ import pytest
 
 from localaws.stepfunctions import lower_definition
 from tests.unit.infra.cfn_view import ROOT_TEMPLATE, StackView, getatt_token, load_template, ref_token
-from tests.unit.infra.test_infra_template import statements_for_role
+from tests.unit.infra.test_infra_template import as_list, statements_for_role
 
 BASE = {"ModelS3Uri": "s3://my-models/dfine-s/", "CodeS3Bucket": "code-bucket", "CodeS3Key": "dist/lambda.zip"}
 INPUT = {**BASE, "InputBucketName": "photos-in", "InputPrefix": "images/", "OutputPrefix": "detections/"}
@@ -64,12 +64,13 @@ def test_uploads_notify_the_function_under_the_input_prefix_only(template):
 
 def test_function_role_reads_inputs_and_writes_results_only(template):
     stack = StackView(template, INPUT)
-    s3 = [s for s in statements_for_role(stack, "FunctionRole") if str(s["Action"]).startswith("s3:")]
-    by_action = {s["Action"]: s["Resource"] for s in s3}
-    assert by_action["s3:PutObject"] == "arn:aws:s3:::photos-in/detections/*"
-    assert "arn:aws:s3:::photos-in/images/*" in [s["Resource"] for s in s3 if s["Action"] == "s3:GetObject"]
+    s3 = [s for s in statements_for_role(stack, "FunctionRole") if any(a.startswith("s3:") for a in as_list(s["Action"]))]
+    writes = [s["Resource"] for s in s3 if "s3:PutObject" in as_list(s["Action"])]
+    assert writes == ["arn:aws:s3:::photos-in/detections/*"]
+    reads = sorted(s["Resource"] for s in s3 if "s3:GetObject" in as_list(s["Action"]))
+    assert reads[-2:] == ["arn:aws:s3:::photos-in/detections/*", "arn:aws:s3:::photos-in/images/*"]
     listing = [s for s in s3 if s["Action"] == "s3:ListBucket"]
-    assert [s["Condition"] for s in listing] == [{"StringLike": {"s3:prefix": "images/*"}}]
+    assert [s["Condition"] for s in listing] == [{"StringLike": {"s3:prefix": ["images/*", "detections/*"]}}]
 
 
 def test_state_machine_role_is_scoped(template):
@@ -94,7 +95,8 @@ def test_definition_is_a_distributed_map_with_the_parameters(template):
     detect = definition["States"]["Detect"]
     assert detect["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
     assert detect["ItemReader"]["Parameters"] == {"Bucket": "photos-in", "Prefix.$": "$.Prefix"}
-    assert detect["ItemBatcher"] == {"MaxItemsPerBatch": 10, "BatchInput": {"Bucket": "photos-in", "Options.$": "$.Options"}}
+    assert detect["ItemBatcher"] == {"MaxItemsPerBatch": 10, "BatchInput": {
+        "Bucket": "photos-in", "Options.$": "$.Options", "SkipExisting.$": "$.SkipExisting"}}
     assert (detect["MaxConcurrency"], detect["ToleratedFailurePercentage"]) == (7, 3)
     assert detect["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
     task = detect["ItemProcessor"]["States"]["DetectBatch"]
