@@ -25,6 +25,8 @@ import numpy as np
 # follows it; ORT here does not spin either (detection.session). Must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from lambda_python import ensure_interpreter  # noqa: E402
+
 from . import prices  # noqa: E402
 from .images import bench_images  # noqa: E402
 from .models import DEFAULT_CACHE, BenchError, ModelSpec, eager_model, ensure_bundle  # noqa: E402
@@ -154,7 +156,8 @@ def model_in_tmp(bundle_dir: Path, config: BenchConfig, *, optimized: bool) -> P
 
 def run_worker(*, mode: str, package_dir: Path, model_dir: Path | str, images: dict[str, Path], env: dict | None = None,
                bytecode: bool = True, **settings) -> dict:
-    """``python -I -S -B bench/worker.py`` with only the package on its path; returns its JSON result.
+    """``python3.13 -I -S -B bench/worker.py`` (the Lambda-equivalent interpreter, :mod:`lambda_python`) with only
+    the package on its path; returns its JSON result.
 
     ``-B``: like Lambda's read-only /var/task, nothing is written into the package, so it is measured as
     shipped. ``bytecode=False`` also hides the package's ``.pyc`` (an empty ``pycache_prefix``): every import
@@ -170,7 +173,8 @@ def run_worker(*, mode: str, package_dir: Path, model_dir: Path | str, images: d
                      "MODEL_CACHE_DIR": str(Path(scratch) / "cache"), "LANG": "C.UTF-8", **(env or {})}
         started = time.perf_counter()
         flags = ["-I", "-S", "-B"] + ([] if bytecode else ["-X", f"pycache_prefix={Path(scratch) / 'pycache'}"])
-        proc = subprocess.run([sys.executable, *flags, str(WORKER), str(config_path)], env=child_env,
+        python = ensure_interpreter("x86_64")
+        proc = subprocess.run(python.command(*flags, str(WORKER), str(config_path)), env=python.env(child_env),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=1800)
         wall = time.perf_counter() - started
         if proc.returncode != 0:
@@ -319,10 +323,11 @@ def cost_table(*, one_vcpu_ms: float, two_vcpu_ms: float) -> list[dict]:
 
 # ---------------------------------------------------------------- the whole run
 
-def build_local_package(config: BenchConfig) -> Path:
+def build_aws_package(config: BenchConfig) -> Path:
+    """The x86_64 zip a deploy uploads (python3.13 byte code), unpacked: what every measurement runs."""
     from lambda_build import build_package
 
-    return build_package(arch="local", out_dir=config.dist_dir, log=lambda m: None).package_dir
+    return build_package(arch="x86_64", out_dir=config.dist_dir, log=lambda m: None).package_dir
 
 
 def bench_model(spec: ModelSpec, *, package_dir: Path, images: dict[str, Path], config: BenchConfig) -> dict:
@@ -371,13 +376,14 @@ def run_benchmark(config: BenchConfig) -> dict:
         raise BenchError("no models to benchmark")
     started = time.time()
     images = bench_images(config.cache_dir / "images")
-    config.log("building the local Lambda package ...")
-    package_dir = build_local_package(config)
+    config.log("building the x86_64 Lambda package ...")
+    package_dir = build_aws_package(config)
     results = {
         "schema": 1, "note": NOTE, "quick": config.quick,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "machine": {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                    "python": platform.python_version(), "load_average_at_start": list(os.getloadavg())},
+                    "python": platform.python_version(),
+                    "lambda_python": ensure_interpreter("x86_64").version, "load_average_at_start": list(os.getloadavg())},
         "settings": {"warmup": config.warmup, "runs": config.runs, "budget_s": config.budget_s,
                      "cold_starts": config.cold_starts, "threads": config.threads or "all CPUs"},
         "images": {label: {"path": str(path), "bytes": path.stat().st_size} for label, path in images.items()},
@@ -388,7 +394,7 @@ def run_benchmark(config: BenchConfig) -> dict:
     for spec in config.models:
         results["models"].append(bench_model(spec, package_dir=package_dir, images=images, config=config))
     config.log("package sizes ...")
-    results["packages"] = package_sizes(("local", *config.package_arches), config)
+    results["packages"] = package_sizes(("x86_64", *(a for a in config.package_arches if a != "x86_64")), config)
     results["load_average_at_end"] = list(os.getloadavg())
     results["seconds"] = round(time.time() - started, 1)
     return results

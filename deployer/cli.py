@@ -436,7 +436,7 @@ def run(args: argparse.Namespace) -> int:
     wheels = wheels_choice(args.sagemaker_wheels, local=kind == "local") if accelerated else None
 
     say("[2/6] building the Lambda package")
-    zip_path = build_zip(arch="local" if kind == "local" else args.arch)
+    zip_path = build_zip(arch=args.arch)  # the zip AWS runs, locally too (under lambda_python)
     bundle, bundle_source = resolve_bundle(args)
     say(f"  model bundle: {bundle} ({bundle_source})")
 

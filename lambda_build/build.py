@@ -1,12 +1,12 @@
-"""Orchestrate a package build: wheels -> prune -> sources -> byte code -> reproducible zip -> budget check.
+"""Orchestrate a package build: wheels -> prune -> sources -> ELF check -> byte code -> reproducible zip -> budget.
 
 A build is skipped when its inputs (sources, requirements, target, recipe) are unchanged since the last one,
 recorded in ``dist/lambda-<arch>.build.json``; ``force=True`` rebuilds anyway.
 
 Example:
-    >>> result = build_package(arch="local", out_dir=Path("dist"))   # doctest: +SKIP
-    >>> result.package_dir.name
-    'lambda-local'
+    >>> result = build_package(arch="x86_64", out_dir=Path("dist"))   # doctest: +SKIP
+    >>> result.package_dir.name                                      # doctest: +SKIP
+    'lambda-x86_64'
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import archive, bytecode, prune, wheels
-from .targets import Target, resolve_target
+from . import archive, bytecode, elfcheck, prune, wheels
+from .targets import DEFAULT_PYTHON, Target, resolve_target
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE_DIR = REPO_ROOT / "lambda_src"
@@ -32,7 +32,7 @@ DEFAULT_OUT_DIR = REPO_ROOT / "dist"
 MIB = 1024 * 1024
 BUDGET_ZIPPED_BYTES = 50 * MIB  # Lambda's direct-upload limit
 BUDGET_UNZIPPED_BYTES = 150 * MIB  # ours; Lambda allows 250 MB with layers
-RECIPE_VERSION = 3  # bump when the recipe changes in a way the fingerprint does not see
+RECIPE_VERSION = 4  # bump when the recipe changes in a way the fingerprint does not see
 REQUIRED_SOURCES = ("handler.py", "detection/__init__.py")
 SKIPPED_SOURCE_PARTS = ("__pycache__",)
 SKIPPED_SOURCE_SUFFIXES = (".pyc", ".pyo")
@@ -58,7 +58,7 @@ class BuildResult:
     wheels_from: str  # "cache" | "download" | "previous build"
     fingerprint: str
     seconds: float
-    bytecode: str | None = None  # "cpython-312" when .pyc files for the target's Python are inside
+    bytecode: str | None = None  # "cpython-313" when .pyc files for the target's Python are inside
 
     def summary(self) -> str:
         return (
@@ -148,7 +148,7 @@ def previous_build(*, out_dir: Path, arch: str, expected_fingerprint: str) -> Bu
 def build_package(
     *,
     arch: str = "local",
-    python: str = "3.12",
+    python: str = DEFAULT_PYTHON,
     out_dir: Path = DEFAULT_OUT_DIR,
     source_dir: Path = DEFAULT_SOURCE_DIR,
     requirements: Path = DEFAULT_REQUIREMENTS,
@@ -174,9 +174,13 @@ def _build_locked(*, arch, python, out_dir, source_dir, requirements, wheel_cach
     check_sources(source_dir)
     if not requirements.is_file():
         raise BuildError(f"requirements file {requirements} not found")
-    interpreter = bytecode.find_interpreter(target.python)
+    try:
+        interpreter = bytecode.find_interpreter(target.python)
+    except bytecode.BytecodeError as error:
+        raise BuildError(str(error)) from None
     expected = fingerprint(target=target, source_dir=source_dir, requirements=requirements,
-                           bytecode_tag=bytecode.cache_tag(target.python) if interpreter else None)
+                           bytecode_tag=f"{bytecode.cache_tag(target.python)} {interpreter.label}" if interpreter
+                           else None)
     if not force and (reused := previous_build(out_dir=out_dir, arch=arch, expected_fingerprint=expected)):
         log(f"lambda_build: inputs unchanged, reusing {reused.zip_path}")
         check_budget(zipped_bytes=reused.zipped_bytes, unzipped_bytes=reused.unzipped_bytes, zip_path=reused.zip_path)
@@ -192,6 +196,12 @@ def _build_locked(*, arch, python, out_dir, source_dir, requirements, wheel_cach
     report = prune.prune_site(staging)
     log(f"lambda_build: pruned {report.removed_paths} paths ({report.removed_bytes / MIB:.1f} MiB)")
     copy_sources(source_dir, staging)
+    if not target.is_local:
+        try:
+            checked = elfcheck.check_package_elves(staging)
+        except elfcheck.ElfCheckError as error:
+            raise BuildError(str(error)) from None
+        log(f"lambda_build: {checked} ELF files need only Amazon Linux 2023's glibc 2.34 and base libraries")
     try:
         compiled = bytecode.compile_tree(staging, python=target.python, interpreter=interpreter)
     except bytecode.BytecodeError as error:

@@ -1,10 +1,10 @@
 """Build targets: which wheels to install for which Lambda architecture.
 
 Example:
-    >>> resolve_target(arch="arm64", python="3.12").platform
+    >>> resolve_target(arch="arm64").platform
     'manylinux_2_28_aarch64'
-    >>> resolve_target(arch="x86_64", python="3.12").cache_key
-    'cp312-manylinux_2_28_x86_64'
+    >>> resolve_target(arch="x86_64").cache_key
+    'cp313-manylinux_2_28_x86_64'
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import sys
 import sysconfig
 from dataclasses import dataclass
 
+from lambda_python import PYTHON_VERSION
+
 ARCHES = ("x86_64", "arm64", "local")
+DEFAULT_PYTHON = PYTHON_VERSION  # the template's Runtime: python3.13
 LAMBDA_PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "arm64": "manylinux_2_28_aarch64"}
 
 
@@ -22,7 +25,7 @@ class Target:
     """What to install: ``platform is None`` means "wheels for the interpreter running the build"."""
 
     arch: str
-    python: str  # "3.12"
+    python: str  # "3.13"
     platform: str | None
 
     @property
@@ -51,7 +54,7 @@ def local_python() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def resolve_target(*, arch: str, python: str = "3.12") -> Target:
+def resolve_target(*, arch: str, python: str = DEFAULT_PYTHON) -> Target:
     """Map ``--arch``/``--python`` to a :class:`Target`; ``local`` ignores ``python`` (it is this interpreter's)."""
     if arch not in ARCHES:
         raise ValueError(f"unknown --arch {arch!r}: choose one of {', '.join(ARCHES)}")
@@ -59,5 +62,5 @@ def resolve_target(*, arch: str, python: str = "3.12") -> Target:
         return Target(arch="local", python=local_python(), platform=None)
     parts = python.split(".")
     if len(parts) != 2 or not all(part.isdigit() for part in parts):
-        raise ValueError(f"bad --python {python!r}: expected MAJOR.MINOR such as 3.12")
+        raise ValueError(f"bad --python {python!r}: expected MAJOR.MINOR such as 3.13")
     return Target(arch=arch, python=python, platform=LAMBDA_PLATFORMS[arch])

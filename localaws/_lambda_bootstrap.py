@@ -1,6 +1,6 @@
 """Entry of a local execution environment, run as ``python -I -S _lambda_bootstrap.py <handler>``.
 
-Like the python3.12 runtime's bootstrap: the import path is the function package (``LAMBDA_TASK_ROOT``), then the
+Like the python3.13 runtime's bootstrap: the import path is the function package (``LAMBDA_TASK_ROOT``), then the
 runtime directory (``LAMBDA_RUNTIME_DIR``: awslambdaric + boto3), then the standard library; ``-I -S`` keeps the
 caller's site-packages (torch, the dev venv) and PYTHON* variables out. Only the standard library is used here.
 """

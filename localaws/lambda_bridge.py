@@ -91,13 +91,16 @@ def _invoke_local(fn: Any, payload: bytes) -> Any:
     endpoint = os.environ.get("LOCALAWS_ENDPOINT", f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}")
     env = runtime_env(function_name=fn.function_name, memory_mb=int(fn.memory_size), region=fn.region,
                       endpoint=endpoint, configured=dict(fn.environment_vars or {}))
-    key = (fn.function_name, str(package), fn.handler, int(fn.timeout), json.dumps(env, sort_keys=True))
+    key = (fn.function_name, str(package), fn.handler, int(fn.timeout), int(fn.memory_size),
+           json.dumps(env, sort_keys=True))
     log_path = _code_dir().parent / "logs" / f"{fn.function_name}.log"
+
+    arch = "arm64" if "arm64" in (getattr(fn, "architectures", None) or []) else "x86_64"
 
     def factory() -> Any:
         return LocalFunction(package, handler=fn.handler, env=env, timeout_s=int(fn.timeout),
                              memory_mb=int(fn.memory_size), function_name=fn.function_name,
-                             function_arn=fn.function_arn, region=fn.region, log_path=log_path)
+                             function_arn=fn.function_arn, region=fn.region, log_path=log_path, arch=arch)
 
     return _function_pool().invoke(key, factory, payload)
 

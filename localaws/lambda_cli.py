@@ -1,8 +1,8 @@
 """``python -m localaws invoke|start-api``: run a built package locally, like ``aws lambda invoke`` and
 ``sam local start-api`` (no Docker).
 
-    python -m localaws invoke --package dist/lambda-local.zip --model-uri BUNDLE_DIR --event event.json [--out response.json]
-    python -m localaws start-api --package dist/lambda-local.zip --model-uri BUNDLE_DIR [--port 0]
+    python -m localaws invoke --package dist/lambda-x86_64.zip --model-uri BUNDLE_DIR --event event.json [--out response.json]
+    python -m localaws start-api --package dist/lambda-x86_64.zip --model-uri BUNDLE_DIR [--port 0]
 
 The function sees MODEL_URI plus the AWS_* settings of this shell (credentials, region, AWS_ENDPOINT_URL) and any
 ``--env KEY=VALUE``. Its logs go to ``--log-file`` (default: under .cache/localaws/logs/).
@@ -19,6 +19,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+from lambda_python import ARCHES, InterpreterUnavailable
 
 FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
                  "AWS_ENDPOINT_URL_S3", "SCORE_THRESHOLD")
@@ -60,7 +62,9 @@ def function_env(args: argparse.Namespace, *, environ: dict[str, str] | None = N
 
 
 def _add_function_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--package", required=True, help="built package: dist/lambda-local.zip or its folder")
+    parser.add_argument("--package", required=True, help="built package: dist/lambda-x86_64.zip or its folder")
+    parser.add_argument("--arch", choices=tuple(ARCHES), default="x86_64",
+                        help="Lambda architecture: the Lambda Python that runs it (arm64 under qemu; default x86_64)")
     parser.add_argument("--model-uri", help="model bundle directory or s3://bucket/prefix/ (sets MODEL_URI)")
     parser.add_argument("--handler", default="handler.handler", help="module.function (default: handler.handler)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment variable")
@@ -104,7 +108,7 @@ def make_function(args: argparse.Namespace):
 
     return LocalFunction(args.package, handler=args.handler, env=function_env(args), timeout_s=args.timeout,
                          memory_mb=args.memory, function_name=args.function_name, region=args.region,
-                         log_path=args.log_file)
+                         log_path=args.log_file, arch=args.arch)
 
 
 def run_invoke(args: argparse.Namespace) -> int:
@@ -145,6 +149,6 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run_invoke(args) if args.command == "invoke" else run_start_api(args)
-    except (UsageError, PackageError) as error:
+    except (UsageError, PackageError, InterpreterUnavailable) as error:
         print(f"localaws {args.command}: error: {error}", file=sys.stderr)
         return 2

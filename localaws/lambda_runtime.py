@@ -1,6 +1,7 @@
 """Run a built Lambda package the way Lambda does: a clean subprocess driven by awslambdaric over a Runtime API.
 
-Each :class:`LocalFunction` is one execution environment: a ``python -I -S`` subprocess whose import path is only
+Each :class:`LocalFunction` is one execution environment: a ``python3.13 -I -S`` subprocess of the Lambda-equivalent
+interpreter (:mod:`lambda_python`: Debian's CPython 3.13 with its own glibc; arm64 under qemu) whose import path is only
 the unpacked package and the emulated runtime directory (awslambdaric + boto3, :mod:`localaws.runtime_env`), whose
 working directory is the package, and whose environment is Lambda's (``AWS_LAMBDA_FUNCTION_NAME``, ``_HANDLER``,
 ``AWS_LAMBDA_RUNTIME_API``, ...) plus the function's variables. It is started on the first invocation (cold start),
@@ -9,7 +10,7 @@ does. Results follow the Invoke API: status 200 with ``function_error="Unhandled
 ``{"errorMessage", "errorType", "stackTrace"}`` for handler errors, init errors, timeouts and crashes.
 
 Example:
-    >>> with LocalFunction("dist/lambda-local.zip", env={"MODEL_URI": "/path/to/bundle"}) as fn:   # doctest: +SKIP
+    >>> with LocalFunction("dist/lambda-x86_64.zip", env={"MODEL_URI": "/path/to/bundle"}) as fn:   # doctest: +SKIP
     ...     result = fn.invoke(b'{"image": "..."}')
     >>> result.status_code, result.function_error                                                   # doctest: +SKIP
     (200, None)
@@ -35,6 +36,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Hashable, Mapping
 
+from lambda_python import LambdaPython, ensure_interpreter
+
 from .runtime_api import Invocation, RuntimeApiServer
 from .runtime_env import DEFAULT_CACHE_ROOT, ensure_runtime_dir
 
@@ -43,7 +46,8 @@ LOG_TAIL_BYTES = 4096  # what Invoke's LogType=Tail returns
 DEFAULT_INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit (on-demand)
 BOOTSTRAP = Path(__file__).with_name("_lambda_bootstrap.py")
 RUNTIME_OWNED_ENV = ("AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "_HANDLER")
-_CPYTHON_TAG = re.compile(r"\.cpython-(\d)(\d+)")
+_CPYTHON_TAG = re.compile(r"\.cpython-(\d)(\d+)-(\w+?)-linux-gnu")
+EXTENSION_MACHINES = {"x86_64": "x86_64", "aarch64": "arm64"}  # extension suffix machine -> Lambda architecture
 
 
 class PackageError(ValueError):
@@ -124,28 +128,30 @@ def resolve_package(package: str | os.PathLike, *, extract_root: Path) -> tuple[
         return path.resolve(), code_sha256_of_tree(path)
     if path.is_file():
         return unpack_package(path, extract_root=extract_root)
-    raise PackageError(f"package {path} does not exist: build one with python -m lambda_build --arch local")
+    raise PackageError(f"package {path} does not exist: build one with python -m lambda_build --arch x86_64")
 
 
-def package_python_tags(package_dir: Path, *, max_depth: int = 3) -> set[str]:
-    """CPython versions the package's compiled extensions were built for, e.g. ``{"3.12"}`` (empty: pure Python)."""
-    tags: set[str] = set()
+def package_python_tags(package_dir: Path, *, max_depth: int = 3) -> set[tuple[str, str]]:
+    """(CPython version, Lambda architecture) the package's compiled extensions were built for, e.g.
+    ``{("3.13", "x86_64")}`` (empty: pure Python)."""
+    tags: set[tuple[str, str]] = set()
     for root, dirs, files in os.walk(package_dir):
         depth = len(Path(root).relative_to(package_dir).parts)
         if depth >= max_depth:
             dirs.clear()
         for name in files:
             if name.endswith(".so") and (match := _CPYTHON_TAG.search(name)):
-                tags.add(f"{match[1]}.{match[2]}")
+                tags.add((f"{match[1]}.{match[2]}", EXTENSION_MACHINES.get(match[3], match[3])))
     return tags
 
 
-def check_package(package_dir: Path, *, handler: str, python_version: str) -> None:
+def check_package(package_dir: Path, *, handler: str, python_version: str, arch: str) -> None:
     tags = package_python_tags(package_dir)
-    if tags and python_version not in tags:
+    if tags and (python_version, arch) not in tags:
+        found = ", ".join(f"Python {version} {machine}" for version, machine in sorted(tags))
         raise PackageError(
-            f"{package_dir} holds extensions for Python {', '.join(sorted(tags))} but this runtime is Python "
-            f"{python_version}: build the local package with python -m lambda_build --arch local"
+            f"{package_dir} holds extensions for {found} but this runtime is Python {python_version} {arch}: "
+            f"build it with python -m lambda_build --arch {arch}"
         )
     if "." not in handler:
         raise PackageError(f"handler {handler!r} must look like module.function (e.g. handler.handler)")
@@ -223,7 +229,8 @@ class LocalFunction:
         function_arn: str | None = None,
         region: str = "us-east-1",
         log_path: str | os.PathLike | None = None,
-        python: str = sys.executable,
+        arch: str = "x86_64",
+        python: LambdaPython | None = None,
         cache_root: Path = DEFAULT_CACHE_ROOT,
     ):
         if timeout_s <= 0:
@@ -236,13 +243,12 @@ class LocalFunction:
         self.function_name = function_name
         self.region = region
         self.function_arn = function_arn or f"arn:aws:lambda:{region}:000000000000:function:{function_name}"
-        self.python = python
-        self.python_version = subprocess.run(
-            [python, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True, text=True, check=True).stdout.strip()
+        self.python = python or ensure_interpreter(arch)
+        self.arch = self.python.arch
+        self.python_version = self.python.python_version
         self.package_dir, self.code_sha256 = resolve_package(package, extract_root=Path(cache_root) / "packages")
-        check_package(self.package_dir, handler=handler, python_version=self.python_version)
-        self.runtime_dir = ensure_runtime_dir(python=python, cache_root=Path(cache_root))
+        check_package(self.package_dir, handler=handler, python_version=self.python_version, arch=self.arch)
+        self.runtime_dir = ensure_runtime_dir(self.python, cache_root=Path(cache_root))
         if log_path is None:
             log_dir = Path(cache_root) / "logs"
             log_dir.mkdir(parents=True, exist_ok=True)
@@ -287,8 +293,8 @@ class LocalFunction:
         )
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                [self.python, "-I", "-S", str(BOOTSTRAP), self.handler],
-                cwd=self.package_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                self.python.command("-I", "-S", str(BOOTSTRAP), self.handler),
+                cwd=self.package_dir, env=self.python.env(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: a timeout kills it and anything it spawned
             )
         self.cold_starts += 1

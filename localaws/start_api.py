@@ -7,7 +7,7 @@ Unknown routes get API Gateway's ``404 {"message":"Not Found"}``, a function err
 finds every environment busy and the queue full its ``429`` (see :mod:`localaws.http_front` for the server).
 
 Example:
-    >>> with LocalHttpApi(lambda: LocalFunction("dist/lambda-local.zip", env=env)) as api:   # doctest: +SKIP
+    >>> with LocalHttpApi(lambda: LocalFunction("dist/lambda-x86_64.zip", env=env)) as api:   # doctest: +SKIP
     ...     urllib.request.urlopen(api.url + "/detect", data=jpeg_bytes)
 """
 

@@ -159,7 +159,7 @@ def test_taskcat_creates_and_deletes_the_stack(deployment, tmp_path):
         shutil.copy(REPO / name, project / name)
     shutil.copytree(REPO / "infra", project / "infra")
     (project / "dist").mkdir()
-    shutil.copy(REPO / "dist" / "lambda-local.zip", project / "dist" / "lambda-x86_64.zip")
+    shutil.copy(REPO / "dist" / "lambda-x86_64.zip", project / "dist" / "lambda-x86_64.zip")
     shutil.copytree(deployment["bundle"].root, project / "dist" / "model")
     env = {**_env(deployment["state_dir"]), **deployment["info"].client_env()}
     result = subprocess.run([str(taskcat_python), str(Path(__file__).with_name("taskcat_driver.py")), str(project),

@@ -1,5 +1,5 @@
-"""Fixtures for running the built Lambda package: the local build (once per session, cached across sessions by
-its input fingerprint), warm execution environments, and tiny handler packages for runtime error reporting."""
+"""Fixtures for running the built Lambda package: the x86_64 zip AWS runs (built once per session, cached across
+sessions by its input fingerprint; run under the Lambda-equivalent Python 3.13), warm execution environments, and tiny handler packages for runtime error reporting."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ S3_BUCKET, S3_KEY = "detection-inputs", "photos/square.jpg"  # what the S3 event
 
 
 @pytest.fixture(scope="session")
-def local_package():
-    """``python -m lambda_build --arch local`` output (BuildResult); rebuilt only when its inputs change."""
-    return build_package(arch="local", out_dir=TEST_DIST)
+def aws_package():
+    """``python -m lambda_build --arch x86_64`` output (BuildResult): the zip a deploy uploads; rebuilt only when
+    its inputs change."""
+    return build_package(arch="x86_64", out_dir=TEST_DIST)
 
 
 def function_env(endpoint: str, bundle_dir: Path, **extra: str) -> dict[str, str]:
@@ -49,10 +50,10 @@ def s3_square(moto_endpoint, square_jpeg):
 
 
 @pytest.fixture(scope="module")
-def warm_function(local_package, known_answer_bundle, moto_endpoint, s3_square, tmp_path_factory):
+def warm_function(aws_package, known_answer_bundle, moto_endpoint, s3_square, tmp_path_factory):
     """One execution environment of the built zip, kept warm for a whole test module."""
     log_path = tmp_path_factory.mktemp("lambda-logs") / "detect.log"
-    with LocalFunction(local_package.zip_path, env=function_env(moto_endpoint, known_answer_bundle.root),
+    with LocalFunction(aws_package.zip_path, env=function_env(moto_endpoint, known_answer_bundle.root),
                        function_name="detect", timeout_s=60, log_path=log_path) as function:
         yield function
 

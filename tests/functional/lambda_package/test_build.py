@@ -1,5 +1,5 @@
-"""``python -m lambda_build``: the local package and the python3.12 x86_64/arm64 packages fit the budget, are
-pruned, reproducible, and rebuilt only when their inputs change."""
+"""``python -m lambda_build``: the python3.13 x86_64/arm64 packages fit the budget, are pruned, carry byte code
+of the Lambda-equivalent interpreter, are reproducible, and rebuilt only when their inputs change."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lambda_build import BUDGET_UNZIPPED_BYTES, BUDGET_ZIPPED_BYTES, build_package
+from lambda_python import ensure_interpreter
 from tests.functional.lambda_package.conftest import REPO_ROOT, TEST_DIST
 
 ELF_MACHINES = {"x86_64": 0x3E, "arm64": 0xB7}
@@ -44,40 +45,42 @@ def check_package(result) -> list[str]:
     return names
 
 
-def test_local_package_fits_the_budget_and_is_pruned(local_package):
-    check_package(local_package)
-    print(f"\n{local_package.summary()}")
+def test_aws_package_fits_the_budget_and_is_pruned(aws_package):
+    check_package(aws_package)
+    print(f"\n{aws_package.summary()}")
 
 
-def test_the_local_package_ships_byte_code_the_runtime_uses_without_reading_the_source(local_package, tmp_path):
+def test_the_aws_package_ships_byte_code_the_runtime_uses_without_reading_the_source(aws_package, tmp_path):
     """Lambda cannot write ``__pycache__`` (read-only /var/task): shipped byte code is what saves the compile."""
-    assert local_package.bytecode == sys.implementation.cache_tag
-    shutil.copytree(local_package.package_dir / "detection", tmp_path / "detection")
+    python = ensure_interpreter("x86_64")
+    assert aws_package.bytecode == python.cache_tag == "cpython-313"
+    shutil.copytree(aws_package.package_dir / "detection", tmp_path / "detection")
     (tmp_path / "detection" / "errors.py").write_text("raise SystemExit('source was compiled instead')\n")
-    proc = subprocess.run([sys.executable, "-I", "-S", "-B", "-c",
-                           "import sys; sys.path.insert(0, sys.argv[1]); import detection.errors as e; "
-                           "print(e.__spec__.cached)", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    proc = python.run("-I", "-S", "-B", "-c", "import sys; sys.path.insert(0, sys.argv[1]); import detection.errors as e; "
+                      "print(e.__spec__.cached)", str(tmp_path), timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().endswith(f"errors.{sys.implementation.cache_tag}.pyc")
+    assert proc.stdout.strip().endswith("errors.cpython-313.pyc")
 
 
-def test_unchanged_inputs_reuse_the_build_and_a_forced_rebuild_is_byte_identical(local_package, tmp_path):
-    again = build_package(arch="local", out_dir=TEST_DIST)
-    assert again.wheels_from == "previous build" and again.zip_path == local_package.zip_path
-    rebuilt = build_package(arch="local", out_dir=tmp_path, force=True)
+def test_unchanged_inputs_reuse_the_build_and_a_forced_rebuild_is_byte_identical(aws_package, tmp_path):
+    again = build_package(arch="x86_64", out_dir=TEST_DIST)
+    assert again.wheels_from == "previous build" and again.zip_path == aws_package.zip_path
+    rebuilt = build_package(arch="x86_64", out_dir=tmp_path, force=True)
     assert rebuilt.wheels_from == "cache"  # offline: wheels come from .cache/lambda_build/wheels
-    assert sha256(rebuilt.zip_path) == sha256(local_package.zip_path)
+    assert sha256(rebuilt.zip_path) == sha256(aws_package.zip_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
-def test_python312_lambda_packages_fit_the_budget(arch):
-    """Downloads manylinux_2_28 wheels once (then cached); nothing is run, the ELF headers show the target."""
-    result = build_package(arch=arch, python="3.12", out_dir=TEST_DIST)
+def test_python313_lambda_packages_fit_the_budget_and_target_their_machine(arch):
+    """Downloads manylinux_2_28 wheels once (then cached); the ELF headers show the target (the arm64 zip is run
+    under qemu by test_arm64_parity.py)."""
+    result = build_package(arch=arch, out_dir=TEST_DIST)
     names = check_package(result)
     print(f"\n{result.summary()}")
+    assert result.python == "3.13" and result.bytecode == "cpython-313"
     native = [n for n in names if n.startswith("onnxruntime/capi/onnxruntime_pybind11_state")]
-    assert native == [f"onnxruntime/capi/onnxruntime_pybind11_state.cpython-312-{'x86_64' if arch == 'x86_64' else 'aarch64'}-linux-gnu.so"]
+    assert native == [f"onnxruntime/capi/onnxruntime_pybind11_state.cpython-313-{'x86_64' if arch == 'x86_64' else 'aarch64'}-linux-gnu.so"]
     with zipfile.ZipFile(result.zip_path) as archive:
         header = archive.open(native[0]).read(20)
     assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == ELF_MACHINES[arch]

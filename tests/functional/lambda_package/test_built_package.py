@@ -1,4 +1,4 @@
-"""The built package (python -m lambda_build --arch local) in a clean subprocess under awslambdaric, with real
+"""The x86_64 zip AWS runs (python -m lambda_build --arch x86_64) under the Lambda-equivalent Python 3.13, in a clean subprocess under awslambdaric, with real
 known-answer ONNX bundles, a real moto server process for S3, and the local Runtime API."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_payload_over_the_invoke_limit_is_refused_before_the_function(warm_funct
     assert result.status_code == 413 and b"too large" in result.payload
 
 
-def test_forbidden_s3_object_is_403(local_package, known_answer_bundle, square_jpeg, tmp_path):
+def test_forbidden_s3_object_is_403(aws_package, known_answer_bundle, square_jpeg, tmp_path):
     """A separate moto process with auth on: an IAM user without any policy may not read the object."""
     with moto_server(tmp_path / "moto-auth.log") as endpoint:
         admin = {"endpoint_url": endpoint, "region_name": "us-east-1",
@@ -99,20 +99,20 @@ def test_forbidden_s3_object_is_403(local_package, known_answer_bundle, square_j
                                                       headers={"Content-Type": "text/plain"}))
         env = function_env(endpoint, known_answer_bundle.root, AWS_ACCESS_KEY_ID=key["AccessKeyId"],
                            AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
-        with LocalFunction(local_package.zip_path, env=env, log_path=tmp_path / "fn.log") as function:
+        with LocalFunction(aws_package.zip_path, env=env, log_path=tmp_path / "fn.log") as function:
             status, body = invoke_json(function, {"image_uri": "s3://private-inputs/photo.jpg"})
             assert (status, body["error"]["code"]) == (403, "Forbidden"), body
             ok_status, ok_body = invoke_json(function, load_event("direct.json"))
             assert ok_status == 200 and detections(ok_body) == SQUARE_DETECTION
 
 
-def test_our_own_fault_is_500_with_request_id_and_the_process_survives(local_package, tmp_path):
+def test_our_own_fault_is_500_with_request_id_and_the_process_survives(aws_package, tmp_path):
     bundle = build_known_answer_bundle(tmp_path / "broken")
     manifest = json.loads((bundle.root / "model.json").read_text())
     manifest["input"]["name"] = "wrong_input_name"  # a bundle bug: onnxruntime refuses the feed
     (bundle.root / "model.json").write_text(json.dumps(manifest))
     env = {"MODEL_URI": str(bundle.root)}
-    with LocalFunction(local_package.zip_path, env=env, log_path=tmp_path / "fn.log") as function:
+    with LocalFunction(aws_package.zip_path, env=env, log_path=tmp_path / "fn.log") as function:
         result = function.invoke(json.dumps(load_event("direct.json")))
         body = result.json()
         assert result.function_error is None and body["error"]["status"] == 500
@@ -123,7 +123,7 @@ def test_our_own_fault_is_500_with_request_id_and_the_process_survives(local_pac
         assert function.pid == pid
 
 
-def test_the_package_runs_without_torch(local_package, known_answer_bundle, tmp_path):
+def test_the_package_runs_without_torch(aws_package, known_answer_bundle, tmp_path):
     """torch is installed for the tests, yet the function's interpreter cannot see it (nor the dev venv)."""
     assert importlib.util.find_spec("torch") is not None, "the check is only meaningful where torch is installed"
     probe = """
@@ -136,7 +136,7 @@ def test_the_package_runs_without_torch(local_package, known_answer_bundle, tmp_
             return {"response": response, "torch": importlib.util.find_spec("torch") is not None,
                     "path": sys.path, "modules": sorted(m for m in sys.modules if m.split(".")[0] == "torch")}
     """
-    package = link_package(local_package.package_dir, tmp_path / "probe-pkg", {"probe.py": probe})
+    package = link_package(aws_package.package_dir, tmp_path / "probe-pkg", {"probe.py": probe})
     with LocalFunction(package, handler="probe.handler", env={"MODEL_URI": str(known_answer_bundle.root)},
                        log_path=tmp_path / "fn.log") as function:
         result = function.invoke(json.dumps(load_event("direct.json")))
@@ -148,10 +148,10 @@ def test_the_package_runs_without_torch(local_package, known_answer_bundle, tmp_
     assert not any(".venv" in entry for entry in out["path"])
 
 
-def test_bad_model_uri_is_an_init_error_and_init_is_retried(local_package, tmp_path):
+def test_bad_model_uri_is_an_init_error_and_init_is_retried(aws_package, tmp_path):
     empty = tmp_path / "not-a-bundle"
     empty.mkdir()
-    with LocalFunction(local_package.zip_path, env={"MODEL_URI": str(empty)}, log_path=tmp_path / "fn.log") as fn:
+    with LocalFunction(aws_package.zip_path, env={"MODEL_URI": str(empty)}, log_path=tmp_path / "fn.log") as fn:
         first = fn.invoke(json.dumps(load_event("direct.json")))
         second = fn.invoke(json.dumps(load_event("direct.json")))
     error = first.json()

@@ -22,9 +22,9 @@ def run_localaws(*args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-def test_invoke_writes_the_response_like_aws_lambda_invoke(local_package, known_answer_bundle, tmp_path):
+def test_invoke_writes_the_response_like_aws_lambda_invoke(aws_package, known_answer_bundle, tmp_path):
     out = tmp_path / "response.json"
-    proc = run_localaws("invoke", "--package", str(local_package.zip_path), "--model-uri",
+    proc = run_localaws("invoke", "--package", str(aws_package.zip_path), "--model-uri",
                         str(known_answer_bundle.root), "--event", str(EVENTS_DIR / "direct.json"), "--out", str(out),
                         "--log-file", str(tmp_path / "fn.log"))
     assert proc.returncode == 0, proc.stderr
@@ -39,21 +39,21 @@ def test_invoke_writes_the_response_like_aws_lambda_invoke(local_package, known_
     (["--event", "@direct", "--model-uri", "/no/such/bundle"], "--model-uri /no/such/bundle is not a directory"),
     (["--event", "@direct", "--package", "/no/such.zip"], "does not exist"),
 ])
-def test_invoke_bad_input_is_one_clear_line(local_package, tmp_path, args, message):
+def test_invoke_bad_input_is_one_clear_line(aws_package, tmp_path, args, message):
     bad_json = tmp_path / "bad.json"
     bad_json.write_text("{bad")
     args = [str(bad_json) if a == "{bad}" else str(EVENTS_DIR / "direct.json") if a == "@direct" else a for a in args]
-    package = [] if "--package" in args else ["--package", str(local_package.zip_path)]
+    package = [] if "--package" in args else ["--package", str(aws_package.zip_path)]
     proc = run_localaws("invoke", *package, *args)
     assert proc.returncode == 2
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 @pytest.fixture(scope="module")
-def api_url(local_package, known_answer_bundle, tmp_path_factory):
+def api_url(aws_package, known_answer_bundle, tmp_path_factory):
     log = tmp_path_factory.mktemp("start-api") / "fn.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "localaws", "start-api", "--package", str(local_package.zip_path), "--model-uri",
+        [sys.executable, "-m", "localaws", "start-api", "--package", str(aws_package.zip_path), "--model-uri",
          str(known_answer_bundle.root), "--port", "0", "--log-file", str(log)],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

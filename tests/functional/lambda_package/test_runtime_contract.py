@@ -139,15 +139,23 @@ def test_pool_reuses_warm_environments_and_retires_old_code(handler_package, tmp
     assert made[1].pid is None
 
 
-def test_missing_package_and_foreign_python_are_clear_errors(tmp_path):
-    with pytest.raises(PackageError, match="does not exist"):
-        LocalFunction(tmp_path / "nope.zip")
+@pytest.mark.parametrize("extension, arch, message", [
+    ("_core.cpython-312-x86_64-linux-gnu.so", "x86_64", "Python 3.12 x86_64 but this runtime is Python 3.13 x86_64"),
+    ("_core.cpython-311-x86_64-linux-gnu.so", "x86_64", "--arch x86_64"),
+    ("_core.cpython-313-aarch64-linux-gnu.so", "x86_64", "Python 3.13 arm64 but this runtime is Python 3.13 x86_64"),
+])
+def test_a_package_for_another_python_or_architecture_is_a_clear_error(tmp_path, extension, arch, message):
     foreign = tmp_path / "foreign"
     (foreign / "numpy").mkdir(parents=True)
-    (foreign / "numpy" / "_core.cpython-312-x86_64-linux-gnu.so").write_bytes(b"\0")
+    (foreign / "numpy" / extension).write_bytes(b"\0")
     (foreign / "handler.py").write_text("def handler(e, c):\n    return 1\n")
-    with pytest.raises(PackageError, match="--arch local"):
-        LocalFunction(foreign)
+    with pytest.raises(PackageError, match=message):
+        LocalFunction(foreign, arch=arch)
+
+
+def test_missing_package_and_bad_zip_are_clear_errors(tmp_path):
+    with pytest.raises(PackageError, match="does not exist"):
+        LocalFunction(tmp_path / "nope.zip")
     (tmp_path / "bad.zip").write_text("not a zip")
     with pytest.raises(PackageError, match="not a zip"):
         LocalFunction(tmp_path / "bad.zip", cache_root=tmp_path / "cache")

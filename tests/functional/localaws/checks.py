@@ -211,7 +211,7 @@ def rollback(session: Any, endpoint: str) -> tuple[bool, str]:
 
 def _function_template(bucket: str, key: str) -> dict:
     return {"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
-        "Runtime": "python3.12", "Handler": "app.handler", "Role": ROLE_ARN,
+        "Runtime": "python3.13", "Handler": "app.handler", "Role": ROLE_ARN,
         "Code": {"S3Bucket": bucket, "S3Key": key}}}}}
 
 
@@ -248,7 +248,7 @@ def lambda_invoke(session: Any, endpoint: str) -> tuple[bool, str]:
         archive.writestr("app.py", HANDLER_SOURCE)
     name = _name("adder")
     client = session.client("lambda")
-    client.create_function(FunctionName=name, Runtime="python3.12", Role=role_arn, Handler="app.handler",
+    client.create_function(FunctionName=name, Runtime="python3.13", Role=role_arn, Handler="app.handler",
                            Code={"ZipFile": buffer.getvalue()}, Timeout=30,
                            Environment={"Variables": {"GREETING": "hi"}})
     try:

@@ -152,7 +152,7 @@ def test_local_endpoint_scores_like_the_bundle(tiny_bundle, tiny_data, bundle_re
     from train.evaluate import evaluate
 
     # same out_dir as tests/functional/lambda_package: one cached build for the whole suite
-    package = build_package(arch="local", out_dir=Path(__file__).resolve().parents[3] / ".cache" / "lambda_build"
+    package = build_package(arch="x86_64", out_dir=Path(__file__).resolve().parents[3] / ".cache" / "lambda_build"
                             / "test-dist").zip_path
     factory = lambda: LocalFunction(package, env={"MODEL_URI": str(tiny_bundle)},  # noqa: E731
                                     log_path=tmp_path / "fn.log", timeout_s=60)

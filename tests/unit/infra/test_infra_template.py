@@ -253,7 +253,7 @@ def test_default_instance_types(nested_templates):
 def test_function_runtime_and_sizing(root_stack):
     stack = root_stack(Architecture="arm64", MemorySize=3008, Timeout=20)
     props = stack.resolve(stack.resources["DetectFunction"]["Properties"])
-    assert props["Runtime"] == "python3.12"
+    assert props["Runtime"] == "python3.13"
     assert props["Handler"] == "handler.handler"
     assert props["Architectures"] == ["arm64"]
     assert (props["MemorySize"], props["Timeout"]) == (3008, 20)

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from lambda_build.bytecode import BytecodeError, cache_tag, compile_tree, find_interpreter
+from lambda_python import ensure_interpreter
 
 LOCAL = f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -18,8 +19,19 @@ def test_cache_tag(python, tag):
 
 
 def test_this_interpreter_compiles_for_its_own_version_and_no_other_is_invented():
-    assert find_interpreter(LOCAL) == sys.executable
+    assert find_interpreter(LOCAL).command == (sys.executable,)
     assert find_interpreter("3.99") is None
+
+
+def test_python313_byte_code_comes_from_the_lambda_python(tmp_path):
+    """The runtime's version is compiled by lambda_python's CPython 3.13 (provisioned on demand), whose magic
+    number is what the .pyc carry."""
+    (tmp_path / "mod.py").write_text("X = 1\n")
+    report = compile_tree(tmp_path, python="3.13")
+    assert report.tag == "cpython-313" and report.interpreter.startswith("CPython 3.13.")
+    python = ensure_interpreter("x86_64")
+    magic = python.run("-I", "-S", "-c", "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())")
+    assert (tmp_path / "__pycache__" / "mod.cpython-313.pyc").read_bytes()[:4].hex() == magic.stdout
 
 
 def test_every_module_gets_unchecked_hash_byte_code(tmp_path):

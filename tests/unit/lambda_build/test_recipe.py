@@ -1,5 +1,7 @@
 """Pure parts of the package recipe: prune rules, targets, budget messages."""
 
+from pathlib import Path
+
 import pytest
 
 from lambda_build.build import BudgetExceeded, check_budget
@@ -32,14 +34,21 @@ def test_prune_rules(path, pruned):
 
 
 @pytest.mark.parametrize("arch, python, platform", [
-    ("x86_64", "3.12", "manylinux_2_28_x86_64"),
+    ("x86_64", "3.13", "manylinux_2_28_x86_64"),
     ("arm64", "3.13", "manylinux_2_28_aarch64"),
+    ("x86_64", "3.12", "manylinux_2_28_x86_64"),
     ("local", "3.12", None),
 ])
 def test_targets(arch, python, platform):
+    """python3.13 is the default (the template's Runtime); another MAJOR.MINOR can still be asked for."""
     target = resolve_target(arch=arch, python=python)
     assert target.platform == platform
     assert ("--platform" in target.pip_target_args()) is (platform is not None)
+
+
+def test_the_default_target_is_the_templates_runtime():
+    assert resolve_target(arch="x86_64").python == "3.13"
+    assert "Runtime: python3.13" in (Path(__file__).resolve().parents[3] / "template.yaml").read_text()
 
 
 @pytest.mark.parametrize("arch, python, message", [
