@@ -258,7 +258,7 @@ def cold_starts_with_fetch(package_dir: Path, bundle_dir: Path, images: dict[str
     from localaws import lifecycle
     from localaws.runtime_env import ensure_runtime_dir
 
-    runtime_dir = ensure_runtime_dir()
+    runtime_dir = ensure_runtime_dir(ensure_interpreter("x86_64"))
     model_file = bundle_dir / "model.onnx"
     hashes = []
     for _ in range(3):

@@ -21,11 +21,11 @@ PER_IMAGE = {"ImageMegapixels": "None", "Detections": "Count",
 
 
 @pytest.fixture(scope="module")
-def logged_requests(local_package, known_answer_bundle, moto_endpoint, tmp_path_factory):
+def logged_requests(aws_package, known_answer_bundle, moto_endpoint, tmp_path_factory):
     """Three requests (direct cold, HTTP warm, a bad one) and the EMF records the environment logged for them."""
     log_path = tmp_path_factory.mktemp("emf-logs") / "detect.log"
     answers = []
-    with LocalFunction(local_package.zip_path, env=function_env(moto_endpoint, known_answer_bundle.root),
+    with LocalFunction(aws_package.zip_path, env=function_env(moto_endpoint, known_answer_bundle.root),
                        function_name="detect", timeout_s=60, log_path=log_path) as function:
         for event in (load_event("direct.json"), load_event("http_api_v2_binary.json"), {"image": "not base64!"}):
             answers.append(invoke_json(function, event))

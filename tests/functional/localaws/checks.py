@@ -625,7 +625,7 @@ def lambda_async_invoke(session: Any, endpoint: str) -> tuple[bool, str]:
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     try:
         function_arn = client.create_function(
-            FunctionName=name, Runtime="python3.12", Role=role_arn, Handler="app.handler",
+            FunctionName=name, Runtime="python3.13", Role=role_arn, Handler="app.handler",
             Code={"ZipFile": buffer.getvalue()}, Timeout=30, Environment={"Variables": {"ATTEMPTS_FILE": attempts_file}},
         )["FunctionArn"]
         client.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=1, DestinationConfig={

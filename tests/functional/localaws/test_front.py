@@ -140,7 +140,7 @@ def test_direct_invokes_past_concurrency_are_too_many_requests(throttled_localaw
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("handler.py", textwrap.dedent(SLOW_HANDLER))
     lam = session.client("lambda", endpoint_url=throttled_localaws.endpoint, config=config)
-    lam.create_function(FunctionName="slow", Runtime="python3.12", Role=role, Handler="handler.handler",
+    lam.create_function(FunctionName="slow", Runtime="python3.13", Role=role, Handler="handler.handler",
                         Code={"ZipFile": code.getvalue()}, Timeout=30)
     assert lam.invoke(FunctionName="slow", Payload=b"{}")["StatusCode"] == 200  # warm
 
