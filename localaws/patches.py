@@ -28,6 +28,9 @@ Fixes (names are the keys of ``FIXES``):
   register real targets and policies (stock: silently skipped).
 - ``conditional_resources``: DescribeStackResources leaves out resources whose Condition is false (stock:
   one empty entry each, without LogicalResourceId).
+- ``conditional_updates``: a stack update leaves a resource whose Condition is false alone (creating it if
+  the condition just turned true, deleting it if it turned false), as CloudFormation does (stock: every
+  resource that references a changed parameter is "updated", so an uncreated nested stack fails the update).
 - ``lambda_invoke``: Invoke runs the deployed zip in ``localaws.lambda_runtime`` (stock: needs Docker, or
   echoes the input).
 - ``lambda_async_invoke``: ``Event`` invokes and S3 upload notifications are queued, retried on function errors
@@ -450,6 +453,40 @@ def _fix_conditional_resources() -> None:
     models.Stack.stack_resources = property(stack_resources)
 
 
+def _fix_conditional_updates() -> None:
+    from moto.cloudformation import parsing
+
+    original = parsing.parse_and_update_resource
+
+    @functools.wraps(original)
+    def update_resource(logical_id: str, resource_json: dict, resources_map: Any, account_id: str,
+                        region_name: str) -> Any:
+        condition = resource_json.get("Condition")
+        active = not condition or resources_map.lazy_condition_map[condition]  # already the new parameters'
+        existing = resources_map._parsed_resources.get(logical_id)
+        if existing is None:
+            return parsing.parse_and_create_resource(logical_id, resource_json, resources_map, account_id,
+                                                     region_name) if active else None
+        if not active:
+            resources_map._delete_resource(existing, resource_json)
+            return None
+        return original(logical_id, resource_json, resources_map, account_id, region_name)
+
+    parsing.parse_and_update_resource = update_resource
+    original_update = parsing.ResourceMap.update
+
+    def update(self: Any, template: dict, parameters: dict | None = None) -> None:
+        original_update(self, template, parameters)
+        # resources whose only change is their Condition's value are not in moto's diff at all
+        for logical_id, resource_json in template["Resources"].items():
+            condition = resource_json.get("Condition")
+            if condition and (self._parsed_resources.get(logical_id) is None) == self.lazy_condition_map[condition]:
+                self._parsed_resources[logical_id] = update_resource(
+                    logical_id, resource_json, self, self._account_id, self._region_name)
+
+    parsing.ResourceMap.update = update
+
+
 def _fix_lambda_invoke() -> None:
     from moto.awslambda import models
 
@@ -491,6 +528,7 @@ FIXES: dict[str, Callable[[], None]] = {
     "sagemaker_instance_types": _fix_sagemaker_instance_types,
     "applicationautoscaling_resources": _fix_applicationautoscaling_resources,
     "conditional_resources": _fix_conditional_resources,
+    "conditional_updates": _fix_conditional_updates,
     "lambda_invoke": _fix_lambda_invoke,
     "lambda_async_invoke": _fix_lambda_async_invoke,
     "s3_cloudformation_notifications": _fix_s3_cloudformation_notifications,

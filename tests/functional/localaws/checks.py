@@ -380,6 +380,47 @@ def conditional_resources(session: Any, endpoint: str) -> tuple[bool, str]:
     return listed == ["Always"], f"listed {listed}"
 
 
+CONDITIONAL_UPDATE_TEMPLATE = """
+Parameters:
+  Wanted: {Type: String, Default: "no"}
+  Timeout: {Type: String, Default: "30"}
+Conditions:
+  IsWanted: !Equals [!Ref Wanted, "yes"]
+Resources:
+  Always:
+    Type: AWS::SQS::Queue
+    Properties: {VisibilityTimeout: !Ref Timeout}
+  Sometimes:
+    Type: AWS::SQS::Queue
+    Condition: IsWanted
+    Properties: {VisibilityTimeout: !Ref Timeout}
+"""
+
+
+def conditional_updates(session: Any, endpoint: str) -> tuple[bool, str]:
+    """Update a parameter that an uncreated conditional resource references, then turn the condition on."""
+    import time
+
+    cfn = session.client("cloudformation")
+    statuses = []
+    try:
+        stack = _create(session, template=CONDITIONAL_UPDATE_TEMPLATE)
+        for parameters in ({"Wanted": "no", "Timeout": "60"}, {"Wanted": "yes", "Timeout": "60"}):
+            cfn.update_stack(StackName=stack["StackName"], TemplateBody=CONDITIONAL_UPDATE_TEMPLATE,
+                             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
+            deadline = time.monotonic() + 30
+            while (status := cfn.describe_stacks(StackName=stack["StackName"])["Stacks"][0]["StackStatus"]) \
+                    .endswith("_IN_PROGRESS") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            statuses.append(status)
+        listed = sorted(r["LogicalResourceId"] for r in cfn.describe_stack_resources(
+            StackName=stack["StackName"])["StackResources"] if r.get("LogicalResourceId"))
+    except Exception as error:  # noqa: BLE001 - any API failure is a failed check
+        return False, f"failed after {statuses}: {error}"
+    return (statuses == ["UPDATE_COMPLETE", "UPDATE_COMPLETE"] and listed == ["Always", "Sometimes"],
+            f"statuses {statuses}, resources {listed}")
+
+
 CHECKS: dict[str, Check] = {
     "apigatewayv2_resources": apigatewayv2_resources,
     "nested_outputs": nested_outputs,
@@ -391,6 +432,7 @@ CHECKS: dict[str, Check] = {
     "sagemaker_instance_types": sagemaker_instance_types,
     "applicationautoscaling_resources": applicationautoscaling_resources,
     "conditional_resources": conditional_resources,
+    "conditional_updates": conditional_updates,
     "lambda_invoke": lambda_invoke,
 }
 
