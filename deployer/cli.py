@@ -41,7 +41,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .stack import DeployError, delete, deploy
+from .stack import DeployError, delete, deploy, describe
+from .switch import bundle_sha256, rollback_parameters, stack_parameters, switch_parameters
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / "template.yaml"
@@ -95,6 +96,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--image", type=Path, help="image for the smoke test (default: a generated demo scene)")
     parser.add_argument("--no-smoke", action="store_true", help="skip sending an image after deploying")
     parser.add_argument("--no-lint", action="store_true", help="skip cfn-lint")
+    parser.add_argument("--rollback", action="store_true",
+                        help="serve the bundle the stack served before (PreviousModelS3Uri) again; nothing is "
+                             "rebuilt or uploaded, and requests keep succeeding during the switch")
     parser.add_argument("--delete", action="store_true",
                         help="delete the stack (with --local also stop the local AWS, leaving no process)")
     parser.add_argument("--timeout", type=float, default=None,
@@ -424,6 +428,8 @@ def run(args: argparse.Namespace) -> int:
                "configure credentials; to silence this, pass --local.")
     if args.delete:
         return run_delete(args, kind)
+    if args.rollback:
+        return run_rollback(args, kind)
     say(f"[1/6] target: {'local AWS (offline)' if kind == 'local' else 'AWS'}")
     target = Target(kind, region=args.region, profile=args.profile)
     if target.local is not None:
@@ -473,12 +479,18 @@ def run(args: argparse.Namespace) -> int:
         upload_file(s3, path=path, bucket=bucket, key=f"{templates_prefix}infra/{path.name}")
 
     say(f"[5/6] deploying stack {args.stack_name} (change set)")
-    stack_parameters = {"ModelS3Uri": model_uri, "CodeS3Bucket": bucket, "CodeS3Key": code_key,
+    cfn = target.client("cloudformation")
+    served = stack_parameters(describe(cfn, args.stack_name))
+    if served and served.get("ModelS3Uri") not in (None, model_uri):
+        say(f"  switching the served model: {served['ModelS3Uri']} -> {model_uri} (the old one stays readable; "
+            f"./deploy.sh --rollback returns to it)")
+    parameters = {**switch_parameters(served, model_uri), **parameters}
+    template_parameters = {"ModelS3Uri": model_uri, "CodeS3Bucket": bucket, "CodeS3Key": code_key,
                         "Backend": args.backend, "Architecture": args.arch, "TemplatesS3Bucket": bucket,
                         "TemplatesS3KeyPrefix": templates_prefix, **parameters}
     timeout_s = args.timeout or (3600 if accelerated else 1800)
-    result = deploy(target.client("cloudformation"), stack_name=args.stack_name,
-                    template_body=TEMPLATE.read_text(), parameters=stack_parameters, say=say,
+    result = deploy(cfn, stack_name=args.stack_name,
+                    template_body=TEMPLATE.read_text(), parameters=template_parameters, say=say,
                     timeout_s=timeout_s, poll_s=1 if kind == "local" else 5)
     api_url = result.outputs.get("ApiUrl")
     if not api_url:
@@ -505,6 +517,7 @@ def run(args: argparse.Namespace) -> int:
         if status != 200:
             raise DeployError(f"POST {url}/detect answered {status}: {json.dumps(body)[:500]}")
         show_first_detection(body, annotated_path=FIRST_DETECTION_DIR / "annotated.jpg")
+        check_served_model(body, want=bundle_sha256(s3, model_uri))
     if accelerated and target.local is not None:
         say(f"done in {time.monotonic() - started:.0f} s (records only: stack, nested {args.backend} stack and "
             f"SageMaker endpoint records are in the local AWS; no endpoint serves requests)")
@@ -516,6 +529,40 @@ def run(args: argparse.Namespace) -> int:
             say(f"  {line}")
     if target.local is not None:
         say("  (the local AWS keeps running; stop it with ./deploy.sh --local --delete)")
+    return 0
+
+
+def check_served_model(body: dict, *, want: str | None) -> None:
+    """The API answered with the bundle just deployed (``model.sha256``), else the switch did not happen."""
+    got = body.get("model", {}).get("sha256")
+    say(f"  served by model sha256 {str(got)[:12]}")
+    if want and got != want:
+        raise DeployError(f"the API answers with model sha256 {str(got)[:12]}, not the deployed bundle's "
+                          f"{want[:12]}: the function did not switch (check the stack events)")
+
+
+def run_rollback(args: argparse.Namespace, kind: str) -> int:
+    """Serve PreviousModelS3Uri again with the stack's own template and every other parameter unchanged."""
+    started = time.monotonic()
+    target = Target(kind, region=args.region, profile=args.profile)
+    cfn = target.client("cloudformation")
+    stack = describe(cfn, args.stack_name)
+    parameters = rollback_parameters(stack_parameters(stack))
+    say(f"rolling {args.stack_name} back: {parameters['PreviousModelS3Uri']} -> {parameters['ModelS3Uri']}")
+    want = bundle_sha256(target.client("s3"), parameters["ModelS3Uri"])
+    template = cfn.get_template(StackName=args.stack_name)["TemplateBody"]
+    result = deploy(cfn, stack_name=args.stack_name, parameters=parameters, say=say, poll_s=1 if kind == "local" else 5,
+                    template_body=template if isinstance(template, str) else json.dumps(template),
+                    timeout_s=args.timeout or 1800)
+    if not args.no_smoke and parameters.get("Backend", "lambda") == "lambda":
+        url = target.reachable_api_url(result.outputs["ApiUrl"])
+        image = args.image.read_bytes() if args.image else demo_scene_jpeg()
+        status, body = post_image(f"{url}/detect", image)
+        if status != 200:
+            raise DeployError(f"POST {url}/detect answered {status} after the rollback: {json.dumps(body)[:500]}")
+        check_served_model(body, want=want)
+    say(f"rolled back in {time.monotonic() - started:.0f} s: serving {parameters['ModelS3Uri']} "
+        f"(model sha256 {str(want)[:12]}); ./deploy.sh --rollback again returns to {parameters['PreviousModelS3Uri']}")
     return 0
 
 
