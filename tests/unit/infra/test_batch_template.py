@@ -67,7 +67,7 @@ def test_function_role_reads_inputs_and_writes_results_only(template):
     s3 = [s for s in statements_for_role(stack, "FunctionRole") if any(a.startswith("s3:") for a in as_list(s["Action"]))]
     writes = [s["Resource"] for s in s3 if "s3:PutObject" in as_list(s["Action"])]
     assert writes == ["arn:aws:s3:::photos-in/detections/*"]
-    reads = sorted(s["Resource"] for s in s3 if "s3:GetObject" in as_list(s["Action"]))
+    reads = sorted(r for s in s3 if "s3:GetObject" in as_list(s["Action"]) for r in as_list(s["Resource"]))
     assert reads[-2:] == ["arn:aws:s3:::photos-in/detections/*", "arn:aws:s3:::photos-in/images/*"]
     listing = [s for s in s3 if s["Action"] == "s3:ListBucket"]
     assert [s["Condition"] for s in listing] == [{"StringLike": {"s3:prefix": ["images/*", "detections/*"]}}]
