@@ -3,6 +3,7 @@
 #   ./deploy.sh                 real AWS if credentials are configured, else the local AWS emulation
 #   ./deploy.sh --local         the embedded local AWS (offline; no account, no Docker)
 #   ./deploy.sh --region eu-west-1 [--profile p] [--backend gpu|inferentia [--accelerator-instance-type T]]
+#   ./deploy.sh [--local] --bundle NEW / --rollback   switch the served model / serve the previous one again
 #   ./deploy.sh [--local] --delete
 # ./deploy.sh --help documents every flag and environment variable.
 set -euo pipefail
