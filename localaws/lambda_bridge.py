@@ -100,7 +100,8 @@ def _invoke_local(fn: Any, payload: bytes) -> Any:
     def factory() -> Any:
         return LocalFunction(package, handler=fn.handler, env=env, timeout_s=int(fn.timeout),
                              memory_mb=int(fn.memory_size), function_name=fn.function_name,
-                             function_arn=fn.function_arn, region=fn.region, log_path=log_path, arch=arch)
+                             function_arn=fn.function_arn, region=fn.region, log_path=log_path, arch=arch,
+                             ephemeral_storage_mb=int(getattr(fn, "ephemeral_storage", None) or 512))
 
     return _function_pool().invoke(key, factory, payload)
 

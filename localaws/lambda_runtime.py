@@ -4,10 +4,12 @@ Each :class:`LocalFunction` is one execution environment: a ``python3.13 -I -S``
 interpreter (:mod:`lambda_python`: Debian's CPython 3.13 with its own glibc; arm64 under qemu) whose import path is only
 the unpacked package and the emulated runtime directory (awslambdaric + boto3, :mod:`localaws.runtime_env`), whose
 working directory is the package, and whose environment is Lambda's (``AWS_LAMBDA_FUNCTION_NAME``, ``_HANDLER``,
-``AWS_LAMBDA_RUNTIME_API``, ...) plus the function's variables. It is started on the first invocation (cold start),
+``AWS_LAMBDA_RUNTIME_API``, ...) plus the function's variables. Its sandbox (``_lambda_bootstrap``): the task root
+mounted read-only, a private /tmp capped at the ephemeral storage, and MemorySize enforced. It is started on the first invocation (cold start),
 kept warm for the next ones, killed on a timeout, and restarted on the next invocation after it died — as Lambda
 does. Results follow the Invoke API: status 200 with ``function_error="Unhandled"`` and an error payload
-``{"errorMessage", "errorType", "stackTrace"}`` for handler errors, init errors, timeouts and crashes.
+``{"errorMessage", "errorType", "stackTrace"}`` for handler errors, init errors, timeouts, crashes and
+out-of-memory kills.
 
 Example:
     >>> with LocalFunction("dist/lambda-x86_64.zip", env={"MODEL_URI": "/path/to/bundle"}) as fn:   # doctest: +SKIP
@@ -42,6 +44,8 @@ from .runtime_api import Invocation, RuntimeApiServer
 from .runtime_env import DEFAULT_CACHE_ROOT, ensure_runtime_dir
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # synchronous Invoke payload limit
+DEFAULT_EPHEMERAL_STORAGE_MB = 512  # Lambda's default /tmp size (EphemeralStorage)
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 LOG_TAIL_BYTES = 4096  # what Invoke's LogType=Tail returns
 DEFAULT_INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit (on-demand)
 BOOTSTRAP = Path(__file__).with_name("_lambda_bootstrap.py")
@@ -108,12 +112,14 @@ def unpack_package(zip_path: Path, *, extract_root: Path) -> tuple[Path, str]:
                 for info in archive.infolist():
                     extracted = Path(archive.extract(info, partial))
                     mode = (info.external_attr >> 16) & 0o777
-                    if mode and extracted.is_file():
-                        extracted.chmod(mode | 0o400)
+                    if mode and extracted.is_file():  # read-only like /var/task (the sandbox also mounts it so)
+                        extracted.chmod((mode | 0o444) & 0o555)
         except zipfile.BadZipFile:
             shutil.rmtree(partial, ignore_errors=True)
             raise PackageError(f"{zip_path} is not a zip file: pass a package built by python -m lambda_build") from None
         (partial / ".unpacked").write_text(code_sha)
+        for folder in sorted((p for p in partial.rglob("*") if p.is_dir()), reverse=True):
+            folder.chmod(0o555)
         if target.exists():  # another process won the race
             shutil.rmtree(partial, ignore_errors=True)
         else:
@@ -213,6 +219,10 @@ class LocalFunction:
         env: the function's environment variables (MODEL_URI, AWS_ENDPOINT_URL, credentials, ...).
         timeout_s: the function timeout; an invocation running longer is killed and reported as timed out.
         init_timeout_s: extra time a cold start may take before the invocation's own timeout starts.
+        memory_mb: MemorySize: AWS_LAMBDA_FUNCTION_MEMORY_SIZE, and the resident memory (sampled every 20 ms)
+            above which the environment is killed and the invoke reported as ``Runtime.OutOfMemory``.
+        ephemeral_storage_mb: the size of the environment's private /tmp (a tmpfs in its own mount namespace).
+        arch / python: the Lambda-equivalent interpreter that runs it (:mod:`lambda_python`; arm64 under qemu).
         log_path: where the environment's stdout/stderr and START/END/REPORT lines go (appended).
     """
 
@@ -225,6 +235,7 @@ class LocalFunction:
         timeout_s: float = 30.0,
         init_timeout_s: float = DEFAULT_INIT_TIMEOUT_S,
         memory_mb: int = 1024,
+        ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_STORAGE_MB,
         function_name: str = "local-function",
         function_arn: str | None = None,
         region: str = "us-east-1",
@@ -240,6 +251,10 @@ class LocalFunction:
         self.timeout_s = float(timeout_s)
         self.init_timeout_s = float(init_timeout_s)
         self.memory_mb = int(memory_mb)
+        self.ephemeral_storage_mb = int(ephemeral_storage_mb)
+        if not 128 <= self.memory_mb <= 10240 or not 512 // 32 <= self.ephemeral_storage_mb <= 10240:
+            raise ValueError(f"memory_mb must be 128..10240 and ephemeral_storage_mb 16..10240 (Lambda allows "
+                             f"512..10240), got {memory_mb} and {ephemeral_storage_mb}")
         self.function_name = function_name
         self.region = region
         self.function_arn = function_arn or f"arn:aws:lambda:{region}:000000000000:function:{function_name}"
@@ -259,6 +274,7 @@ class LocalFunction:
         self._process: subprocess.Popen | None = None
         self._server: RuntimeApiServer | None = None
         self._closed = False
+        self._max_rss_bytes = 0
         self.invocations = 0
         self.cold_starts = 0
 
@@ -291,9 +307,13 @@ class LocalFunction:
             task_root=self.package_dir, runtime_dir=self.runtime_dir, runtime_api=self._server.address,
             python_version=self.python_version, user_env=self.env,
         )
+        model_uri = self.env.get("MODEL_URI", "")
+        sandbox = {"task_root": str(self.package_dir), "tmp_mb": self.ephemeral_storage_mb,
+                   "carry": [str(self.package_dir), str(self.runtime_dir), str(self.python.root),
+                             *([model_uri] if model_uri.startswith("/") else [])]}
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                self.python.command("-I", "-S", str(BOOTSTRAP), self.handler),
+                self.python.command("-I", "-S", str(BOOTSTRAP), json.dumps(sandbox), self.handler),
                 cwd=self.package_dir, env=self.python.env(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: a timeout kills it and anything it spawned
             )
@@ -341,11 +361,13 @@ class LocalFunction:
                                     timeout_s=self.timeout_s, client_context=client_context,
                                     trace_id=trace_id or f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0")
             started = time.monotonic()
+            self._max_rss_bytes = 0
             response, function_error = self._await(invocation, cold=cold)
             duration_ms = (time.monotonic() - started) * 1000
             self._log(f"END RequestId: {request_id}")
             self._log(f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-                      f"Memory Size: {self.memory_mb} MB" + ("\tCold start" if cold else ""))
+                      f"Memory Size: {self.memory_mb} MB\tMax Memory Used: {self._max_rss_bytes // 2**20} MB"
+                      + ("\tCold start" if cold else ""))
             self.invocations += 1
             with open(self.log_path, "rb") as log:
                 log.seek(log_offset)
@@ -367,6 +389,8 @@ class LocalFunction:
                     run_deadline = now + self.timeout_s
                 if process.poll() is not None and not invocation.done.is_set():
                     return self._exited(invocation, process.returncode)
+                if self._over_memory(process):
+                    return self._out_of_memory(invocation)
                 if (run_deadline is not None and now > run_deadline) or (run_deadline is None and now > pickup_deadline):
                     return self._timed_out(invocation)
             return invocation.response or b"null", ("Unhandled" if invocation.error_type else None)
@@ -389,6 +413,26 @@ class LocalFunction:
         message = f"RequestId: {invocation.request_id} Error: Runtime exited with error: {status}"
         self._log(message)
         return error_payload(error_type="Runtime.ExitError", message=message), "Unhandled"
+
+    def _over_memory(self, process: subprocess.Popen) -> bool:
+        """Resident memory of the environment (sampled every 20 ms) above ``memory_mb``: Lambda's cgroup limit."""
+        try:
+            with open(f"/proc/{process.pid}/statm") as statm:
+                rss = int(statm.read().split()[1]) * PAGE_BYTES
+        except (OSError, IndexError, ValueError):
+            return False
+        self._max_rss_bytes = max(self._max_rss_bytes, rss)
+        return rss > self.memory_mb * 2**20
+
+    def _out_of_memory(self, invocation: Invocation) -> tuple[bytes, str]:
+        """Killed like Lambda's out-of-memory kill, and reported as it reports it."""
+        invocation.done.set()
+        self._stop()
+        message = f"RequestId: {invocation.request_id} Error: Runtime exited with error: signal: killed"
+        self._log(message)
+        self._log("Runtime.OutOfMemory")
+        self._max_rss_bytes = self.memory_mb * 2**20  # Lambda reports the whole size used
+        return error_payload(error_type="Runtime.OutOfMemory", message=message), "Unhandled"
 
     def _timed_out(self, invocation: Invocation) -> tuple[bytes, str]:
         invocation.done.set()
