@@ -26,6 +26,8 @@ Fixes (names are the keys of ``FIXES``):
   and Inferentia stacks offer (stock: ValidationError, its list stops at g4dn/inf1). Records only.
 - ``applicationautoscaling_resources``: ``AWS::ApplicationAutoScaling::{ScalableTarget,ScalingPolicy}``
   register real targets and policies (stock: silently skipped).
+- ``cloudwatch_alarms``: ``AWS::CloudWatch::Alarm`` puts a real alarm record (metric or metric math, actions;
+  ``localaws.cfn_cloudwatch``; stock: silently skipped). Records only: no metric is evaluated.
 - ``conditional_resources``: DescribeStackResources leaves out resources whose Condition is false (stock:
   one empty entry each, without LogicalResourceId).
 - ``conditional_updates``: a stack update leaves a resource whose Condition is false alone (creating it if
@@ -443,6 +445,12 @@ def _fix_applicationautoscaling_resources() -> None:
     cfn_applicationautoscaling.register()
 
 
+def _fix_cloudwatch_alarms() -> None:
+    from . import cfn_cloudwatch
+
+    cfn_cloudwatch.register()
+
+
 def _fix_conditional_resources() -> None:
     from moto.cloudformation import models
 
@@ -527,6 +535,7 @@ FIXES: dict[str, Callable[[], None]] = {
     "lambda_code_required": _fix_lambda_code_required,
     "sagemaker_instance_types": _fix_sagemaker_instance_types,
     "applicationautoscaling_resources": _fix_applicationautoscaling_resources,
+    "cloudwatch_alarms": _fix_cloudwatch_alarms,
     "conditional_resources": _fix_conditional_resources,
     "conditional_updates": _fix_conditional_updates,
     "lambda_invoke": _fix_lambda_invoke,

@@ -57,6 +57,24 @@ def deployment(tmp_path_factory, square_jpeg):
             lifecycle.stop(state_dir=state_dir)
 
 
+def test_deployed_stack_has_its_alarms_and_dashboard(deployment):
+    import boto3
+
+    info = lifecycle.status(state_dir=deployment["state_dir"])
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name="us-east-1")
+    cfn = session.client("cloudformation", endpoint_url=info.endpoint)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=STACK)["Stacks"][0]["Outputs"]}
+    resources = {r["LogicalResourceId"]: r.get("PhysicalResourceId")
+                 for r in cfn.describe_stack_resources(StackName=STACK)["StackResources"]}
+    alarms = session.client("cloudwatch", endpoint_url=info.endpoint).describe_alarms(
+        AlarmNames=[resources[name] for name in ("FunctionErrorsAlarm", "ThrottlesAlarm", "ServerErrorRateAlarm",
+                                                 "DurationAlarm")])["MetricAlarms"]
+    assert len(alarms) == 4
+    assert {tuple(a["AlarmActions"]) for a in alarms} == {(outputs["AlarmTopicArn"],)}
+    assert "dashboards:name=" in outputs["DashboardUrl"]
+
+
 def switch_under_load(deployment, square_jpeg, *args: str) -> tuple[LoadLoop, float, subprocess.CompletedProcess]:
     """Run the deployer with ``args`` while the loop sends requests; returns the loop, when the deployer returned
     and its output."""

@@ -380,6 +380,52 @@ def conditional_resources(session: Any, endpoint: str) -> tuple[bool, str]:
     return listed == ["Always"], f"listed {listed}"
 
 
+ALARM_TEMPLATE = """
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+  Rate:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Metrics:
+        - {Id: rate, Expression: 100 * errors / requests, ReturnData: true}
+        - Id: errors
+          ReturnData: false
+          MetricStat:
+            Metric: {Namespace: AWS/ApiGateway, MetricName: 5xx, Dimensions: [{Name: ApiId, Value: api}]}
+            Period: 300
+            Stat: Sum
+        - Id: requests
+          ReturnData: false
+          MetricStat:
+            Metric: {Namespace: AWS/ApiGateway, MetricName: Count, Dimensions: [{Name: ApiId, Value: api}]}
+            Period: 300
+            Stat: Sum
+      EvaluationPeriods: 1
+      Threshold: "1"
+      ComparisonOperator: GreaterThanThreshold
+      AlarmActions: [!Ref Topic]
+Outputs:
+  Name: {Value: !Ref Rate}
+"""
+
+
+def cloudwatch_alarms(session: Any, endpoint: str) -> tuple[bool, str]:
+    try:
+        stack = _create(session, template=ALARM_TEMPLATE)
+        name = _outputs(stack).get("Name")
+        alarms = session.client("cloudwatch").describe_alarms(AlarmNames=[name] if name else [])["MetricAlarms"]
+    except Exception as error:  # noqa: BLE001 - any API failure is a failed check
+        return False, f"failed: {error}"
+    if len(alarms) != 1:
+        return False, f"alarm {name!r}: {len(alarms)} record(s)"
+    alarm = alarms[0]
+    topics = [t["TopicArn"] for t in session.client("sns").list_topics()["Topics"]]
+    got = ([m["Id"] for m in alarm.get("Metrics", [])], alarm["Threshold"], alarm["AlarmActions"])
+    return (got[:2] == (["rate", "errors", "requests"], 1.0) and len(got[2]) == 1 and got[2][0] in topics,
+            f"{got}, topics {topics}")
+
+
 CONDITIONAL_UPDATE_TEMPLATE = """
 Parameters:
   Wanted: {Type: String, Default: "no"}
@@ -431,6 +477,7 @@ CHECKS: dict[str, Check] = {
     "lambda_code_required": lambda_code_required,
     "sagemaker_instance_types": sagemaker_instance_types,
     "applicationautoscaling_resources": applicationautoscaling_resources,
+    "cloudwatch_alarms": cloudwatch_alarms,
     "conditional_resources": conditional_resources,
     "conditional_updates": conditional_updates,
     "lambda_invoke": lambda_invoke,
