@@ -56,7 +56,7 @@ def _package_for(fn: Any) -> Path:
     digest = hashlib.sha256(code).hexdigest()[:16]
     path = _code_dir() / f"{fn.function_name}-{digest}.zip"
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # concurrent first invokes
         tmp.write_bytes(code)
         tmp.replace(path)
     return path

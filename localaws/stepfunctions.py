@@ -366,6 +366,8 @@ def _patch_worker() -> None:
             child.update(Status="ABORTED")
         else:
             child.update(Status="SUCCEEDED", Output=job.job_output)
+            if items > 1:
+                record.item_counter.succeeded.count(items - 1)
         log = getattr(record, "_localaws_log", None)
         if log is not None:
             log.add(child)

@@ -1,11 +1,13 @@
 """COCO metrics (AP, AP50, AP75, AP small/medium/large, AR100, per class) of what you trained or deployed.
 
-Three sources, scored on the same images and ground truth, matched to the dataset's classes by name:
+Four sources, scored on the same images and ground truth, matched to the dataset's classes by name:
 
 - ``--checkpoint runs/x/checkpoint.pt``   PyTorch, through the Lambda's NumPy pre/postprocessing;
 - ``--bundle DIR|s3://...``               an exported bundle through the Lambda core (``detection.pipeline``);
 - ``--endpoint URL``                      a deployed API: ``POST {URL}/detect`` with the raw JPEG/PNG bytes
-  (``?threshold=&max_detections=`` in the query string), ``--concurrency`` requests in flight.
+  (``?threshold=&max_detections=`` in the query string), ``--concurrency`` requests in flight;
+- ``--detections run.json``               a COCO detections file (``python -m batch`` writes one per run):
+  its images are matched to the ground truth's by file name, its categories by name.
 
 All three use ``--threshold`` (default 0.05) and ``--max-detections`` (default 100), so their APs compare.
 The images are the validation split a checkpoint was trained with (same ``--seed``/``--val-fraction``
@@ -14,6 +16,7 @@ defaults as ``python -m train fit``), or ``--split all``.
     python -m train.evaluate --checkpoint runs/demo/checkpoint.pt --data .cache/demo --report eval.json
     python -m train.evaluate --bundle dist/demo-bundle --data .cache/demo
     python -m train.evaluate --endpoint http://127.0.0.1:3000 --data .cache/demo --concurrency 4
+    python -m train.evaluate --detections detections-run.json --data .cache/demo --split all
 
 Example:
     >>> # report = evaluate(source=BundleSource("dist/bundle"), records=val, classes=classes)
@@ -141,6 +144,35 @@ def detect_endpoint(url: str, records: Sequence[ImageRecord], *, threshold: floa
                         "images_per_s": round(len(records) / wall, 2) if wall > 0 else None}
 
 
+def read_coco_detections(path: str | Path, records: Sequence[ImageRecord], *, threshold: float,
+                         max_detections: int, progress: bool = True) -> tuple[dict, dict]:
+    """A COCO file with scored annotations -> detections per record (matched by file name; a record the file
+    does not have gets none, as an image the run missed)."""
+    coco = json.loads(Path(path).read_text())
+    names = {c["id"]: c["name"] for c in coco.get("categories", [])}
+    by_name: dict[str, int] = {}
+    for image in coco.get("images", []):
+        name = Path(image["file_name"]).name
+        if name in by_name:
+            raise ValueError(f"{path}: two images are named {name}; file names must be unique to match ground truth")
+        by_name[name] = image["id"]
+    found: dict[int, list[dict]] = {}
+    for ann in coco.get("annotations", []):
+        if ann.get("score", 1.0) < threshold:
+            continue
+        x, y, w, h = ann["bbox"]
+        found.setdefault(ann["image_id"], []).append(
+            {"label": names.get(ann["category_id"], str(ann["category_id"])), "score": float(ann.get("score", 1.0)),
+             "box": [float(x), float(y), float(x + w), float(y + h)]})
+    detections = {}
+    for record in records:
+        dets = sorted(found.get(by_name.get(record.path.name), []), key=lambda d: -d["score"])
+        detections[record.image_id] = dets[:max_detections]
+    matched = sum(record.path.name in by_name for record in records)
+    return detections, {"kind": "detections", "path": str(path), "model": (coco.get("info") or {}).get("model"),
+                        "matched_images": matched}
+
+
 def parse_detections(body: dict) -> list[dict]:
     """Response body -> ``[{"label", "score", "box": [x1, y1, x2, y2]}]`` (box as a list or x1/y1/x2/y2 keys)."""
     if not isinstance(body, dict) or not isinstance(body.get("detections"), list):
@@ -167,12 +199,12 @@ def select_records(data: str, *, split: str, seed: int, val_fraction: float, ima
 
 
 def evaluate(*, checkpoint: str | None = None, bundle: str | None = None, endpoint: str | None = None,
-             data: str, split: str = "val", seed: int = 0, val_fraction: float = 0.2,
+             detections_file: str | None = None, data: str, split: str = "val", seed: int = 0, val_fraction: float = 0.2,
              images_dir: str | None = None, threshold: float = EVAL_SCORE_THRESHOLD,
              max_detections: int = EVAL_MAX_DETECTIONS, concurrency: int = 4, progress: bool = True) -> dict:
     """One JSON-able report: metrics, per-class AP, the source, the images scored, timing."""
-    if sum(x is not None for x in (checkpoint, bundle, endpoint)) != 1:
-        raise ValueError("give exactly one of --checkpoint, --bundle, --endpoint")
+    if sum(x is not None for x in (checkpoint, bundle, endpoint, detections_file)) != 1:
+        raise ValueError("give exactly one of --checkpoint, --bundle, --endpoint, --detections")
     dataset, records = select_records(data, split=split, seed=seed, val_fraction=val_fraction,
                                       images_dir=images_dir)
     if not records:
@@ -183,6 +215,8 @@ def evaluate(*, checkpoint: str | None = None, bundle: str | None = None, endpoi
         detections, info = detect_checkpoint(checkpoint, records, **kwargs)
     elif bundle is not None:
         detections, info = detect_bundle(bundle, records, **kwargs)
+    elif detections_file is not None:
+        detections, info = read_coco_detections(detections_file, records, **kwargs)
     else:
         detections, info = detect_endpoint(endpoint, records, concurrency=concurrency, **kwargs)
     seconds = time.perf_counter() - start
@@ -206,6 +240,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     source.add_argument("--checkpoint", help="train checkpoint (.pt)")
     source.add_argument("--bundle", help="exported bundle directory or s3:// URI")
     source.add_argument("--endpoint", help="deployed API base URL; images are POSTed to URL/detect")
+    source.add_argument("--detections", help="COCO detections file, e.g. from python -m batch")
     parser.add_argument("--data", required=True, help="VOC folder or COCO .json with the ground truth")
     parser.add_argument("--images", dest="images_dir", help="image folder for COCO JSON")
     parser.add_argument("--split", choices=("val", "train", "all"), default="val")
@@ -220,7 +255,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = evaluate(checkpoint=args.checkpoint, bundle=args.bundle, endpoint=args.endpoint, data=args.data,
+    report = evaluate(checkpoint=args.checkpoint, bundle=args.bundle, endpoint=args.endpoint,
+                      detections_file=args.detections, data=args.data,
                       split=args.split, seed=args.seed, val_fraction=args.val_fraction, images_dir=args.images_dir,
                       threshold=args.threshold, max_detections=args.max_detections, concurrency=args.concurrency,
                       progress=not args.no_progress)

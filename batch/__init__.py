@@ -1,0 +1,1 @@
+"""Batch detection over an S3 prefix with the stack's Step Functions Distributed Map (``python -m batch``)."""
