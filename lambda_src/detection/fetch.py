@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -242,9 +243,20 @@ def _download(s3_client, bucket: str, prefix: str, manifest: Manifest, local: Pa
         bundle = Bundle(root=local, manifest=manifest, class_map=class_map)
         _note_verified(bundle, local / VERIFIED_FILE)  # rename keeps size, mtime and inode
         return bundle
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _disk_error(exc, local.parent) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _disk_error(exc: OSError, cache_dir: Path) -> Exception:
+    """A full /tmp as what to change (the function's ephemeral storage), other OS errors as they are."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return BundleError(f"no space left in {cache_dir} for the model bundle ({exc.strerror}): raise the "
+                           "function's EphemeralStorage, point MODEL_CACHE_DIR elsewhere, or use a smaller model")
+    return exc
 
 
 def _fetch_optimized(s3, bucket: str, prefix: str, manifest: Manifest, sidecar: bytes | None, target: Path) -> None:

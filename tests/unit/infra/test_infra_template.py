@@ -52,7 +52,7 @@ def permissions(statements: list[dict]) -> set[tuple[str, str]]:
     [
         ("Backend", ["lambda", "gpu", "inferentia"]),
         ("Architecture", ["x86_64", "arm64"]),
-        ("AuthMode", ["NONE", "IAM"]),
+        ("AuthMode", ["NONE", "IAM", "JWT"]),
     ],
 )
 def test_enumerated_parameters_allow_exactly_their_values(root_template, parameter, allowed):
