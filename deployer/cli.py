@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from .stack import DeployError, delete, deploy, describe
-from .switch import bundle_sha256, rollback_parameters, stack_parameters, switch_parameters
+from .switch import bundle_sha256, grant_parameters, rollback_parameters, stack_parameters, switch_parameters
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / "template.yaml"
@@ -481,14 +481,20 @@ def run(args: argparse.Namespace) -> int:
     say(f"[5/6] deploying stack {args.stack_name} (change set)")
     cfn = target.client("cloudformation")
     served = stack_parameters(describe(cfn, args.stack_name))
-    if served and served.get("ModelS3Uri") not in (None, model_uri):
-        say(f"  switching the served model: {served['ModelS3Uri']} -> {model_uri} (the old one stays readable; "
-            f"./deploy.sh --rollback returns to it)")
     parameters = {**switch_parameters(served, model_uri), **parameters}
     template_parameters = {"ModelS3Uri": model_uri, "CodeS3Bucket": bucket, "CodeS3Key": code_key,
-                        "Backend": args.backend, "Architecture": args.arch, "TemplatesS3Bucket": bucket,
-                        "TemplatesS3KeyPrefix": templates_prefix, **parameters}
+                           "Backend": args.backend, "Architecture": args.arch, "TemplatesS3Bucket": bucket,
+                           "TemplatesS3KeyPrefix": templates_prefix, **parameters}
     timeout_s = args.timeout or (3600 if accelerated else 1800)
+    grant = grant_parameters(served, model_uri)
+    if grant:
+        say(f"  switching the served model: {served['ModelS3Uri']} -> {model_uri} (the old one stays readable; "
+            f"./deploy.sh --rollback returns to it)\n  step 1 of 2: the function may read the new bundle before "
+            f"it serves it (IAM changes take seconds to reach every environment)")
+        deploy(cfn, stack_name=args.stack_name, template_body=TEMPLATE.read_text(),
+               parameters={**template_parameters, **grant}, say=say, timeout_s=timeout_s,
+               poll_s=1 if kind == "local" else 5)
+        say("  step 2 of 2: serve the new bundle")
     result = deploy(cfn, stack_name=args.stack_name,
                     template_body=TEMPLATE.read_text(), parameters=template_parameters, say=say,
                     timeout_s=timeout_s, poll_s=1 if kind == "local" else 5)

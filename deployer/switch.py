@@ -4,8 +4,8 @@ The stack itself records both: ``ModelS3Uri`` (served) and ``PreviousModelS3Uri`
 readable by the function). A deploy with a new bundle moves the served one to previous; ``--rollback`` swaps
 the two back. Bundles are never deleted, so every earlier prefix stays addressable by its s3:// URI.
 
-Why no request fails during a switch: the stack update changes the function's ``MODEL_URI`` (and widens the
-read grant first, as the role is updated before the function). Lambda keeps answering on environments with
+Why no request fails during a switch: a first stack update only lets the role read the new bundle (IAM needs
+seconds to propagate); the second changes the function's ``MODEL_URI``. Lambda keeps answering on environments with
 the old configuration until the update completes, lets their in-flight requests finish, and starts new
 environments with the new one; an environment still starting on the old configuration can read the old
 bundle, because it is the previous one. The local runtime (localaws.lambda_runtime.FunctionPool) does the same.
@@ -42,6 +42,25 @@ def switch_parameters(current: dict[str, str] | None, model_uri: str) -> dict[st
     if served and served != model_uri:
         return {"ModelS3Uri": model_uri, "PreviousModelS3Uri": served}
     return {"ModelS3Uri": model_uri, "PreviousModelS3Uri": (current or {}).get("PreviousModelS3Uri", "")}
+
+
+def grant_parameters(current: dict[str, str] | None, model_uri: str) -> dict[str, str] | None:
+    """The first of a switch's two updates: still serve the old bundle, but let the role read the new one.
+
+    IAM changes take seconds to reach every Lambda environment, so the function's new configuration must
+    not go live in the same update that grants its read (a new environment could start before the grant
+    does and fail to load the model). None when there is nothing to switch.
+
+    Example:
+        >>> grant_parameters({"ModelS3Uri": "s3://b/m/a/", "PreviousModelS3Uri": ""}, "s3://b/m/n/")
+        {'ModelS3Uri': 's3://b/m/a/', 'PreviousModelS3Uri': 's3://b/m/n/'}
+        >>> grant_parameters({"ModelS3Uri": "s3://b/m/a/"}, "s3://b/m/a/") is None
+        True
+    """
+    served = (current or {}).get("ModelS3Uri", "")
+    if not served or served == model_uri:
+        return None
+    return {"ModelS3Uri": served, "PreviousModelS3Uri": model_uri}
 
 
 def rollback_parameters(current: dict[str, str] | None) -> dict[str, str]:

@@ -23,7 +23,8 @@ from tests.support.load import LoadLoop
 REPO = Path(__file__).resolve().parents[2]
 STACK = "switch-detect"
 WORKERS = int(os.environ.get("SWITCH_LOAD_WORKERS", "4"))
-MAX_REQUESTS = int(os.environ.get("SWITCH_LOAD_MAX", "3000"))
+MAX_REQUESTS = int(os.environ.get("SWITCH_LOAD_MAX", "20000"))  # a bound, not a target: the deploy sets the length
+PAUSE_S = float(os.environ.get("SWITCH_LOAD_PAUSE_S", "0.01"))
 # The local API enforces the stage throttling (429 is a correct answer, not a failed switch): lift it here.
 NO_THROTTLE = ["--parameter", "ThrottlingBurstLimit=5000", "--parameter", "ThrottlingRateLimit=10000"]
 pytestmark = pytest.mark.slow
@@ -78,13 +79,14 @@ def test_deployed_stack_has_its_alarms_and_dashboard(deployment):
 def switch_under_load(deployment, square_jpeg, *args: str) -> tuple[LoadLoop, float, subprocess.CompletedProcess]:
     """Run the deployer with ``args`` while the loop sends requests; returns the loop, when the deployer returned
     and its output."""
-    with LoadLoop(deployment["url"], square_jpeg, workers=WORKERS, max_requests=MAX_REQUESTS) as loop:
+    with LoadLoop(deployment["url"], square_jpeg, workers=WORKERS, max_requests=MAX_REQUESTS, pause_s=PAUSE_S) as loop:
         loop.wait_for(2 * WORKERS)
         result = deployer(*args, "--image", str(deployment["image"]), state_dir=deployment["state_dir"])
         returned = time.monotonic()
         settled = len(loop.answers)
         loop.wait_for(settled + 4 * WORKERS)
     print(f"{' '.join(args)}: {loop.summary()}")
+    assert len(loop.answers) < MAX_REQUESTS, "the loop hit its bound before the switch ended: raise SWITCH_LOAD_MAX"
     return loop, returned, result
 
 

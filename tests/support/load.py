@@ -29,8 +29,9 @@ class Answer:
 
 class LoadLoop:
     def __init__(self, url: str, image: bytes, *, workers: int = 4, max_requests: int = 1000,
-                 timeout_s: float = 60.0, content_type: str = "image/jpeg"):
+                 timeout_s: float = 60.0, content_type: str = "image/jpeg", pause_s: float = 0.0):
         self.url, self.image, self.workers, self.max_requests = url, image, workers, max_requests
+        self.pause_s = pause_s  # between one worker's requests: keeps a fast machine under max_requests longer
         self.timeout_s, self.content_type = timeout_s, content_type
         self.answers: list[Answer] = []
         self._lock = threading.Lock()
@@ -70,6 +71,8 @@ class LoadLoop:
             answer = self._post()
             with self._lock:
                 self.answers.append(answer)
+            if self.pause_s:
+                self._stop.wait(self.pause_s)
 
     def start(self) -> "LoadLoop":
         for thread in self._threads:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deployer.stack import DeployError
-from deployer.switch import rollback_parameters, stack_parameters, switch_parameters
+from deployer.switch import grant_parameters, rollback_parameters, stack_parameters, switch_parameters
 
 A, B, C = "s3://bkt/models/a-1/", "s3://bkt/models/b-2/", "s3://bkt/models/c-3/"
 
@@ -44,3 +44,16 @@ def test_stack_parameters_reads_described_values():
     assert stack_parameters(stack) == {"ModelS3Uri": A, "PreviousModelS3Uri": ""}
     assert stack_parameters(None) is None
     assert stack_parameters({}) == {}
+
+
+@pytest.mark.parametrize(("current", "new", "want"), [
+    (None, A, None),
+    ({"ModelS3Uri": A, "PreviousModelS3Uri": ""}, A, None),
+    ({"ModelS3Uri": A, "PreviousModelS3Uri": ""}, B, {"ModelS3Uri": A, "PreviousModelS3Uri": B}),
+    ({"ModelS3Uri": B, "PreviousModelS3Uri": A}, C, {"ModelS3Uri": B, "PreviousModelS3Uri": C}),
+])
+def test_grant_step_keeps_serving_the_old_bundle_and_adds_the_new_one(current, new, want):
+    grant = grant_parameters(current, new)
+    assert grant == want
+    if grant:  # the readable set after the grant is exactly the set after the switch: no second IAM change
+        assert set(grant.values()) == set(switch_parameters(current, new).values())
