@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import io
 import json
@@ -40,6 +39,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from detection.annotate import draw_detections
+from detection.postprocess import Detection
+from train.demo_data import render_scene
 
 from .stack import DeployError, delete, deploy, describe
 from .switch import bundle_sha256, grant_parameters, rollback_parameters, stack_parameters, switch_parameters
@@ -211,7 +217,7 @@ def resolve_bundle(args: argparse.Namespace) -> tuple[str, str]:
         say(f"  exporting {args.export} with its published weights (PyTorch environment)")
         run_in_torch_env(["-m", "export", "--arch", args.export, "--out", str(out)], doing=f"exporting {args.export}")
         return str(out), f"{args.export}, published weights, exported by deploy.sh"
-    if args.train_demo or not (DEMO_BUNDLE / "model.json").is_file():  # not shipped yet: train it as before
+    if args.train_demo:
         out = REPO_ROOT / ".cache" / "deploy" / "trained-demo"
         say("  training the demo detector from train.demo.DEMO_RECIPE (PyTorch environment; cached per recipe)")
         run_in_torch_env(["-m", "train", "demo", "--bundle", "--out", str(out)], doing="training the demo detector")
@@ -343,14 +349,11 @@ def parse_parameters(pairs: list[str]) -> dict[str, str]:
 
 FIRST_DETECTION_DIR = REPO_ROOT / ".cache" / "deploy" / "first-detection"
 # A generated scene (train.demo_data) in which the shipped demo detector finds several objects.
-DEMO_SCENE = {"seed": 7, "width": 480, "height": 360, "max_objects": 6}
+DEMO_SCENE = {"seed": 152, "width": 480, "height": 360, "max_objects": 6}
 
 
 def demo_scene_jpeg() -> bytes:
     """The demo scene (objects of the demo detector's four classes on clutter), as JPEG."""
-    import numpy as np
-    from train.demo_data import render_scene
-
     image, _ = render_scene(np.random.default_rng(DEMO_SCENE["seed"]), width=DEMO_SCENE["width"],
                             height=DEMO_SCENE["height"], max_objects=DEMO_SCENE["max_objects"])
     buffer = io.BytesIO()
@@ -387,17 +390,29 @@ def detection_table(detections: list[dict]) -> list[str]:
     return rows
 
 
-def show_first_detection(body: dict, *, annotated_path: Path) -> None:
-    """Print the model, the detection table and where the annotated image (``annotated_image``) was saved."""
+def draw_first_detection(image: bytes, detections: list[dict], path: Path) -> Path:
+    """Save ``image`` with the deployment's detections drawn at full size (the Lambda's own drawing code).
+
+    The API's ``annotate=true`` image is drawn at the decoder's reduced size (JPEG draft: about the model's input),
+    too small to look at, so the boxes the deployment returned are drawn here on the image that was sent.
+    """
+    with Image.open(io.BytesIO(image)) as opened:
+        array = np.asarray(opened.convert("RGB"))
+    found = [Detection(label=d["label"], class_id=d["class_id"], score=d["score"], box=tuple(d["box"]))
+             for d in detections]
+    Image.fromarray(draw_detections(array, found, original_size=(array.shape[1], array.shape[0]))).save(
+        path, format="JPEG", quality=92)
+    return path
+
+
+def show_first_detection(body: dict) -> None:
+    """Print the model and the detections as a table."""
     detections = body.get("detections", [])
     model, timings = body.get("model", {}), body.get("timings_ms", {})
     say(f"  model: {model.get('name', '?')}; {len(detections)} detection(s); Lambda timings: "
         f"{timings.get('total', '?')} ms total, {timings.get('inference', '?')} ms inference")
     for row in detection_table(detections):
         say(f"    {row}")
-    if body.get("annotated_image"):
-        annotated_path.write_bytes(base64.b64decode(body["annotated_image"]))
-        say(f"  annotated image: {annotated_path}")
 
 
 def try_it_lines(*, url: str, function_name: str, image_path: Path, local: bool) -> list[str]:
@@ -518,12 +533,15 @@ def run(args: argparse.Namespace) -> int:
         if not args.image:
             try_image = FIRST_DETECTION_DIR / "demo-scene.jpg"
             try_image.write_bytes(demo_scene_jpeg())
-        say(f"[6/6] POST {url}/detect?annotate=true with {try_image}")
-        status, body = post_image(f"{url}/detect?annotate=true", try_image.read_bytes())
+        say(f"[6/6] POST {url}/detect with {try_image}")
+        image = try_image.read_bytes()
+        status, body = post_image(f"{url}/detect", image)
         if status != 200:
             raise DeployError(f"POST {url}/detect answered {status}: {json.dumps(body)[:500]}")
-        show_first_detection(body, annotated_path=FIRST_DETECTION_DIR / "annotated.jpg")
+        show_first_detection(body)
         check_served_model(body, want=bundle_sha256(s3, model_uri))
+        annotated = draw_first_detection(image, body.get("detections", []), FIRST_DETECTION_DIR / "annotated.jpg")
+        say(f"  annotated image: {annotated}")
     if accelerated and target.local is not None:
         say(f"done in {time.monotonic() - started:.0f} s (records only: stack, nested {args.backend} stack and "
             f"SageMaker endpoint records are in the local AWS; no endpoint serves requests)")

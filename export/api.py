@@ -128,11 +128,10 @@ def _check_weights(weights: str) -> None:
 
 def training_record(checkpoint) -> dict:
     """What a ``train/`` checkpoint says about how it was made, for the provenance (empty for other weights)."""
-    extra = checkpoint.extra if checkpoint is not None else {}
-    if "recipe" not in extra:
+    if checkpoint is None or checkpoint.recipe is None:
         return {}
-    metrics = extra.get("metrics") or {}
-    return {"training": {"recipe": extra["recipe"], "epoch": extra.get("epoch"),
+    metrics = checkpoint.metrics or {}
+    return {"training": {"recipe": checkpoint.recipe, "epoch": checkpoint.extra.get("epoch"),
                          "val": {name: metrics[name] for name in ("AP", "AP50", "AP75") if name in metrics}}}
 
 

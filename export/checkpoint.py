@@ -48,6 +48,8 @@ class Checkpoint:
     preprocessing: dict | None = None
     model_kwargs: dict = field(default_factory=dict)
     config: dict | None = None
+    recipe: dict | None = None      # train/'s recipe (what determined the weights) and last val metrics
+    metrics: dict | None = None
     extra: dict = field(default_factory=dict)
 
     def load_into(self, model) -> None:
@@ -131,6 +133,8 @@ def load_checkpoint(path: str | Path, *, arch: str | None = None, trust: bool = 
         preprocessing=data.get("preprocessing"),
         model_kwargs=dict(data.get("model_kwargs") or {}),
         config=data.get("config"),
+        recipe=data.get("recipe") if isinstance(data.get("recipe"), dict) else None,
+        metrics=data.get("metrics") if isinstance(data.get("metrics"), dict) else None,
         extra={k: v for k, v in data.items() if k not in (*_STATE_KEYS, *_CLASS_KEYS)
                and isinstance(v, (str, int, float, bool))},
     )
