@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-DEPLOY_PACKAGES = ("deployer", "localaws", "lambda_build", "detection")
+DEPLOY_PACKAGES = ("deployer", "localaws", "lambda_build", "lambda_python", "batch", "detection")
 DEPLOY_MODULES = ("handler", "train.evaluate", "train.demo_data", "sagemaker_entry.package", "export.upload")
 HEAVY = ("torch", "torchvision", "transformers")
 
