@@ -65,8 +65,8 @@ case "${1:-all}" in
   all)
     setup_deploy
     setup_dev
-    install_venv .venv-taskcat requirements/taskcat.txt "about 50 MB"
-    install_venv .venv-checkov requirements/checkov.txt "about 100 MB"
+    install_venv .venv-taskcat requirements/taskcat.txt "about 40 MB"
+    install_venv .venv-checkov requirements/checkov.txt "about 55 MB"
     echo "setup.sh: done (.venv-deploy, .venv, .venv-taskcat and .venv-checkov ready)" ;;
   *)
     echo "usage: ./setup.sh [deploy|dev|all]   (deploy: .venv-deploy, no PyTorch; dev: .venv; all: both plus" \
