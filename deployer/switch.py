@@ -9,6 +9,8 @@ seconds to propagate); the second changes the function's ``MODEL_URI``. Lambda k
 the old configuration until the update completes, lets their in-flight requests finish, and starts new
 environments with the new one; an environment still starting on the old configuration can read the old
 bundle, because it is the previous one. The local runtime (localaws.lambda_runtime.FunctionPool) does the same.
+So ``ModelS3Uri`` must name one bundle's own prefix (``<name>/<sha12>/``), never a ``latest.json`` parent: a
+pointer moved under a running function changes no configuration, and warm environments would keep the old model.
 
 Example:
     >>> switch_parameters({"ModelS3Uri": "s3://b/m/a/", "PreviousModelS3Uri": ""}, "s3://b/m/n/")
