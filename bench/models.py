@@ -15,6 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from export import archs
+from export.api import export_bundle
+from export.images import default_parity_images
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = REPO_ROOT / ".cache" / "bench"
 DEFAULT_ARCHS = ("dfine-n", "dfine-s", "retinanet_resnet50_fpn_v2")
@@ -79,11 +83,6 @@ def ensure_bundle(spec: ModelSpec, *, cache_dir: Path = DEFAULT_CACHE, log=print
         return out
     if spec.bundle is not None:
         raise BenchError(f"{out} is not a model bundle (no model.json): pass a directory written by export")
-    try:
-        from export.api import export_bundle
-        from export.images import default_parity_images
-    except ImportError as exc:
-        raise BenchError(f"cannot export {spec.key}: the export package is not importable ({exc})") from None
     log(f"exporting {spec.key} (random init, seed {SEED}) to {out} ...")
     export_bundle(spec.arch, "none", out, input_size=spec.size, seed=SEED,
                   parity_images=default_parity_images(photos=1)[:2], progress=lambda m: log(f"  {m}"))
@@ -94,7 +93,5 @@ def eager_model(spec: ModelSpec):
     """The PyTorch module with the bundle's weights (same builder and seed), or None for a given bundle."""
     if spec.bundle is not None:
         return None
-    from export import archs
-
     prepared = archs.prepare(spec.arch, weights="none", input_size=(spec.size, spec.size), seed=SEED)
     return prepared.module.eval()

@@ -21,16 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-# torch's OpenMP pool spins after each op by default and would steal the shared cores from the ORT call that
-# follows it; ORT here does not spin either (detection.session). Must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from lambda_python import ensure_interpreter
 
-from lambda_python import ensure_interpreter  # noqa: E402
-
-from . import prices  # noqa: E402
-from .images import bench_images  # noqa: E402
-from .models import DEFAULT_CACHE, BenchError, ModelSpec, eager_model, ensure_bundle  # noqa: E402
-from .stats import paired_ratio, summary  # noqa: E402
+from . import prices
+from .images import bench_images
+from .models import DEFAULT_CACHE, BenchError, ModelSpec, eager_model, ensure_bundle
+from .stats import paired_ratio, summary
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 NOTE = ("Absolute times come from a shared 2-core machine (~7 engineers' jobs running beside it): they are "

@@ -44,7 +44,11 @@ import numpy as np
 from PIL import Image
 
 from detection.annotate import draw_detections
+from detection.bundle import read_bundle
+from detection.errors import BundleError
 from detection.postprocess import Detection
+from export.errors import UploadError
+from export.upload import upload_bundle
 from train.demo_data import render_scene
 
 from .stack import DeployError, delete, deploy, describe
@@ -58,7 +62,7 @@ BACKENDS = ("lambda", "gpu", "inferentia")
 # Instance families each accelerator backend accepts (the nested templates list the exact sizes).
 INSTANCE_PREFIXES = {"gpu": ("ml.g4dn.", "ml.g5.", "ml.g6."), "inferentia": ("ml.inf2.",)}
 DEFAULT_STACK = "serverless-detection"
-DEMO_BUNDLE = REPO_ROOT / "models" / "demo"  # python -m train demo --bundle --out models/demo
+DEMO_BUNDLE = REPO_ROOT / "models" / "demo"  # python -m deployer.demo --out models/demo
 TORCH_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"  # ./setup.sh dev: export and train need PyTorch
 
 
@@ -220,7 +224,7 @@ def resolve_bundle(args: argparse.Namespace) -> tuple[str, str]:
     if args.train_demo:
         out = REPO_ROOT / ".cache" / "deploy" / "trained-demo"
         say("  training the demo detector from train.demo.DEMO_RECIPE (PyTorch environment; cached per recipe)")
-        run_in_torch_env(["-m", "train", "demo", "--bundle", "--out", str(out)], doing="training the demo detector")
+        run_in_torch_env(["-m", "deployer.demo", "--out", str(out)], doing="training the demo detector")
         return str(out), "demo detector trained by deploy.sh --train-demo (not a COCO model)"
     if not (DEMO_BUNDLE / "model.json").is_file():
         raise DeployError(f"{DEMO_BUNDLE} is missing (a partial checkout?): restore it with git, or pass --bundle, "
@@ -269,10 +273,16 @@ def upload_file(s3: Any, *, path: Path, bucket: str, key: str) -> None:
     s3.upload_file(str(path), bucket, key)
 
 
-def upload_bundle(s3: Any, *, bundle_dir: Path, bucket: str, prefix: str) -> str:
-    for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file()):
-        upload_file(s3, path=path, bucket=bucket, key=f"{prefix}{path.relative_to(bundle_dir).as_posix()}")
-    return f"s3://{bucket}/{prefix}"
+def upload_model(s3: Any, *, bundle_dir: Path, bucket: str) -> str:
+    """The bundle through ``export.upload`` (checksums verified, ``latest.json`` moved last): its version's URI,
+    ``s3://bucket/serverless-detection/models/<name>/<sha12>/``."""
+    try:
+        return upload_bundle(read_bundle(bundle_dir), f"s3://{bucket}/{KEY_PREFIX}/models/", s3_client=s3,
+                             progress=lambda message: say(f"  {message}"))
+    except BundleError as error:
+        raise DeployError(f"--bundle {bundle_dir}: {error.message}") from error
+    except UploadError as error:
+        raise DeployError(f"uploading the model bundle failed: {error.message}") from error
 
 
 def lint(templates: list[Path]) -> None:
@@ -481,11 +491,11 @@ def run(args: argparse.Namespace) -> int:
                 f"(python -m sagemaker_entry package --target {args.backend})")
     else:
         bundle_dir = Path(bundle)
-        model_prefix = f"{KEY_PREFIX}/models/{bundle_dir.name}-{sha12(bundle_dir)}/"
-        model_uri = upload_bundle(s3, bundle_dir=bundle_dir, bucket=bucket, prefix=model_prefix)
+        model_uri = upload_model(s3, bundle_dir=bundle_dir, bucket=bucket)
         if accelerated:
             archive = build_sagemaker_archive(bundle_dir=bundle_dir, backend=args.backend, wheels=wheels)
-            upload_file(s3, path=archive, bucket=bucket, key=f"{model_prefix}{args.backend}/model.tar.gz")
+            model_key = model_uri.removeprefix(f"s3://{bucket}/")
+            upload_file(s3, path=archive, bucket=bucket, key=f"{model_key}{args.backend}/model.tar.gz")
             say(f"  {args.backend} artefact: {model_uri}{args.backend}/model.tar.gz "
                 f"({archive.stat().st_size / 1e6:.1f} MB, wheels: {wheels or 'none'})")
     say(f"  model: {model_uri}")

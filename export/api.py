@@ -177,10 +177,10 @@ def export_bundle(
 ) -> Bundle:
     """Export ``arch`` with ``weights`` to a verified bundle in ``out_dir``; optionally upload it.
 
-    ``arch``: ``retinanet_resnet50_fpn[_v2]``, ``dfine-n|s|m|l|x``, the small RetinaNets of ``train/``
-    (checkpoints), or ``onnx`` (bring-your-own: ``onnx_path``, ``classes``, ``preset``, see ``export.byo``).
+    ``arch``: an architecture of the zoo (``zoo.ARCHS``: ``retinanet_resnet50_fpn[_v2]``, ``dfine-n|s|m|l|x``,
+    the small RetinaNets, ...), or ``onnx`` (bring-your-own: ``onnx_path``, ``classes``, ``preset``, see ``export.byo``).
     ``weights``: ``default`` (published COCO weights), ``none`` (random init), a ``train/`` checkpoint file,
-    a Hugging Face hub id or ``save_pretrained`` directory (D-FINE).
+    a Hugging Face hub id or ``save_pretrained`` directory (DETR families).
     ``preprocessing``: manifest preprocessing keys to override (JSON object, file or dict); the parity gate
     then checks the overridden manifest against how the model was trained.
     ``provenance``: extra entries for the manifest's provenance (e.g. the data a checkpoint was trained on); a

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "optional with a train/ checkpoint, which records it")
     parser.add_argument("--weights", default="default",
                         help="'default' (published COCO weights; needs network), 'none' (random init), a train/ "
-                             "checkpoint file, or (D-FINE) a Hugging Face hub id / save_pretrained directory")
+                             "checkpoint file, or (DETR families) a Hugging Face hub id / save_pretrained directory")
     parser.add_argument("--classes", help="class map: a JSON file (id->name or icevision name->id), a comma list "
                                           "'cat,dog', or 'coco'")
     parser.add_argument("--input-size", help="served tensor size: N or HEIGHTxWIDTH (default: 640 for D-FINE and "

@@ -3,8 +3,8 @@
     python -m train demo-data --out .cache/demo                  # the demo dataset: 2000 images, ~1 min
     python -m train fit --data .cache/demo --arch retinanet_tiny_fpn --epochs 9 --out runs/demo
     python -m train evaluate --checkpoint runs/demo/checkpoint.pt --data .cache/demo
-    python -m train demo            # cached demo checkpoint (+ bundle when export is installed)
-    python -m train demo --bundle --out models/demo              # rebuild the demo bundle ./deploy.sh ships
+    python -m train demo            # the cached demo checkpoint
+    python -m deployer.demo --out models/demo   # its bundle, the one ./deploy.sh ships
 
 ``python -m train --data ...`` (no subcommand) means ``fit``.
 """
@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-from pathlib import Path
 
 from detection.errors import DetectionError
+from zoo import ARCHS, ModelError
 
 from .datasets import DatasetError
 from .evaluate import EndpointError
-from .models import ARCHS, ModelError
 
 SUBCOMMANDS = ("fit", "demo-data", "evaluate", "demo")
 
@@ -106,29 +104,14 @@ def _run_demo_data(args) -> int:
 
 
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="train (once, cached) the demo RetinaNet; export it when export is available")
+    p = sub.add_parser("demo", help="train (once, cached) the demo RetinaNet (python -m deployer.demo exports it)")
     p.add_argument("--cache-dir", help="default ~/.cache/serverless-detection")
-    p.add_argument("--bundle", action="store_true", help="also export the bundle (needs export/)")
-    p.add_argument("--out", type=Path, help="with --bundle: copy the bundle into this folder (replacing a bundle "
-                                            "there), e.g. models/demo, the one ./deploy.sh ships")
 
 
 def _run_demo(args) -> int:
-    from .demo import ensure_demo_bundle, ensure_demo_checkpoint
+    from .demo import ensure_demo_checkpoint
 
-    if args.out and not args.bundle:
-        raise ValueError("--out needs --bundle")
-    if args.out and args.out.is_dir() and any(args.out.iterdir()) and not (args.out / "model.json").is_file():
-        raise ValueError(f"--out {args.out}: not empty and not a bundle folder; pick a new or bundle folder")
-    path = ensure_demo_checkpoint(cache_dir=args.cache_dir)
-    print(f"checkpoint: {path}")
-    if args.bundle:
-        bundle = ensure_demo_bundle(cache_dir=args.cache_dir)
-        if args.out:
-            shutil.rmtree(args.out, ignore_errors=True)
-            shutil.copytree(bundle, args.out)
-            bundle = args.out
-        print(f"bundle: {bundle}")
+    print(f"checkpoint: {ensure_demo_checkpoint(cache_dir=args.cache_dir)}")
     return 0
 
 

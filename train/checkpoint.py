@@ -4,21 +4,21 @@ A ``torch.save``d dict (load with ``torch.load(path, map_location="cpu", weights
 
     {
       "format": "serverless-detection/train-checkpoint@1",
-      "arch": "retinanet_resnet18_fpn",          # a key of train.models.ARCHS
+      "arch": "retinanet_resnet18_fpn",          # a key of zoo.ARCHS
       "num_classes": 4,                           # logits per box (no background slot)
       "class_map": {0: "cereal_box", ...},        # graph label -> name; manifest labels offset 0, no background
       "input_size": [320, 320],                   # [height, width] of the served tensor
       "preprocessing": {...},                     # the manifest "preprocessing" block, verbatim
       "output_format": "boxes_scores_labels",     # or "detr"
-      "model_kwargs": {...},                      # train.models.build_model(arch, num_classes, model_kwargs)
+      "model_kwargs": {...},                      # zoo.build_model(arch, num_classes, model_kwargs)
       "state_dict": {...},                        # RetinaNet: torchvision keys (no transform); D-FINE: HF keys
       "epoch": 12, "optimizer": {...}, "scheduler": {...}, "history": [...],   # resume + curves
       "recipe": {...}, "metrics": {...}, "versions": {...}
     }
 
-RetinaNet graphs are built by ``train.models.build_model`` (torchvision RetinaNet whose transform is
-``PassThroughTransform``; export rebuilds the same module and wraps it its own way). D-FINE graphs are
-``DFineForObjectDetection(DFineConfig.from_dict(model_kwargs["config"]))``.
+Networks are rebuilt by ``zoo.build_model`` (RetinaNet: torchvision's, whose transform is
+``PassThroughTransform``; the DETR families: their transformers model from ``model_kwargs["config"]``), the
+same builder export uses.
 
 Example:
     >>> # ckpt = load_checkpoint("runs/demo/checkpoint.pt"); model = model_from_checkpoint(ckpt)
@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from .models import ModelError, arch_spec, build_model
+from zoo import ModelError, arch_spec, build_model
 
 FORMAT = "serverless-detection/train-checkpoint@1"
 REQUIRED_KEYS = ("arch", "num_classes", "class_map", "input_size", "preprocessing", "output_format",

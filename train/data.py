@@ -31,6 +31,7 @@ from PIL import Image
 
 from detection.manifest import InputSpec, Preprocessing
 from detection.preprocess import Geometry, normalization, preprocess
+from zoo import FAMILIES
 
 
 def load_rgb(path) -> np.ndarray:
@@ -158,16 +159,10 @@ class DetectionSamples(torch.utils.data.Dataset):
 
 
 def make_target(boxes: np.ndarray, labels: np.ndarray, *, family: str, input_size: tuple[int, int]) -> dict:
+    """One image's target as ``family`` (a ``zoo.FAMILIES`` key) trains on it."""
     boxes_t = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
     labels_t = torch.as_tensor(np.asarray(labels, dtype=np.int64).reshape(-1))
-    if family == "retinanet":
-        return {"boxes": boxes_t, "labels": labels_t}
-    height, width = input_size
-    cx = (boxes_t[:, 0] + boxes_t[:, 2]) / 2 / width
-    cy = (boxes_t[:, 1] + boxes_t[:, 3]) / 2 / height
-    w = (boxes_t[:, 2] - boxes_t[:, 0]) / width
-    h = (boxes_t[:, 3] - boxes_t[:, 1]) / height
-    return {"class_labels": labels_t, "boxes": torch.stack([cx, cy, w, h], dim=1)}
+    return FAMILIES[family].make_target(boxes_t, labels_t, input_size=input_size)
 
 
 def collate(batch):

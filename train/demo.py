@@ -3,16 +3,15 @@
 ``ensure_demo_checkpoint()`` generates the seeded demo dataset and trains ``DEMO_RECIPE`` the first time, then
 returns the cached checkpoint. The cache folder is keyed by a hash of the recipe (dataset parameters, training
 config, torch/torchvision versions), so changing the recipe retrains instead of serving a stale model.
-``ensure_demo_bundle()`` exports that checkpoint with ``export.api.export_bundle`` (parity gate on demo
-images) and caches the bundle next to it. Concurrent callers (parallel tests, deploy.sh) serialize on a
-file lock; a half-written result is never picked up (``done.json`` is written last).
+Concurrent callers (parallel tests, deploy.sh) serialize on a file lock (``locked``); a half-written result is
+never picked up (``done.json`` is written last). The deployer exports the checkpoint to the demo bundle
+(``deployer.demo``).
 
 Cache root: ``cache_dir`` argument, else ``$SERVERLESS_DETECTION_CACHE``, else
 ``~/.cache/serverless-detection``.
 
 Example:
     >>> # checkpoint = ensure_demo_checkpoint()        # minutes the first time, instant afterwards
-    >>> # bundle_dir = ensure_demo_bundle()            # -> detection.pipeline.Detector.from_uri(bundle_dir)
 """
 
 from __future__ import annotations
@@ -25,6 +24,12 @@ import os
 import time
 from pathlib import Path
 from typing import Callable
+
+import torch
+import torchvision
+
+from .demo_data import GENERATOR_VERSION, generate_dataset
+from .engine import TrainConfig, fit
 
 DEMO_DATASET = {"num_images": 2000, "seed": 0, "min_size": 320, "max_size": 480}
 DEMO_RECIPE = {
@@ -53,23 +58,18 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 def dataset_key_params(dataset: dict | None = None) -> dict:
     """The generator's parameters plus its version: what identifies the generated files."""
-    from .demo_data import GENERATOR_VERSION
-
     return {**(dataset or DEMO_DATASET), "generator": GENERATOR_VERSION}
 
 
 def recipe_key(dataset: dict | None = None, recipe: dict | None = None) -> str:
     """12 hex chars identifying what would be trained (changes when anything that matters changes)."""
-    import torch
-    import torchvision
-
     payload = {"dataset": dataset_key_params(dataset), "recipe": recipe or DEMO_RECIPE,
                "torch": torch.__version__, "torchvision": torchvision.__version__, "format": 1}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def locked(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -86,12 +86,10 @@ def demo_dir(cache_dir: str | os.PathLike | None = None, *, dataset: dict | None
 
 def ensure_demo_dataset(cache_dir: str | os.PathLike | None = None, *, dataset: dict | None = None) -> Path:
     """The demo VOC dataset (generated once per parameter set)."""
-    from .demo_data import generate_dataset
-
     params = dataset or DEMO_DATASET
     key = hashlib.sha256(json.dumps(dataset_key_params(params), sort_keys=True).encode()).hexdigest()[:12]
     root = cache_root(cache_dir) / "demo-data" / key
-    with _locked(root.parent / f"{key}.lock"):
+    with locked(root.parent / f"{key}.lock"):
         if not (root / "done.json").is_file():
             summary = generate_dataset(root, **params)
             (root / "done.json").write_text(json.dumps(summary))
@@ -102,12 +100,10 @@ def ensure_demo_checkpoint(cache_dir: str | os.PathLike | None = None, *, datase
                            recipe: dict | None = None, progress: bool = False,
                            log: Callable[[str], None] = print) -> Path:
     """The trained demo checkpoint (``checkpoint.pt``), training it first if this recipe has no cached one."""
-    from .engine import TrainConfig, fit
-
     params = dict(recipe or DEMO_RECIPE)
     root = demo_dir(cache_dir, dataset=dataset, recipe=recipe)
     checkpoint = root / "checkpoint.pt"
-    with _locked(root.parent / f"{root.name}.lock"):
+    with locked(root.parent / f"{root.name}.lock"):
         if (root / "done.json").is_file() and checkpoint.is_file():
             return checkpoint
         data = ensure_demo_dataset(cache_dir, dataset=dataset)
@@ -122,26 +118,3 @@ def ensure_demo_checkpoint(cache_dir: str | os.PathLike | None = None, *, datase
             "recipe": recipe or DEMO_RECIPE, "dataset": str(data), "seconds": round(time.perf_counter() - started, 1),
             "final": history[-1] if history else None}, indent=1))
     return checkpoint
-
-
-def ensure_demo_bundle(cache_dir: str | os.PathLike | None = None, *, dataset: dict | None = None,
-                       recipe: dict | None = None, log: Callable[[str], None] = print) -> Path:
-    """The demo checkpoint exported to a verified bundle directory (``export.api.export_bundle``)."""
-    try:
-        from export.api import export_bundle
-        from export.images import ParityImage
-    except ImportError as exc:
-        raise RuntimeError(f"export/ is not importable ({exc}); cannot build the demo bundle") from None
-    checkpoint = ensure_demo_checkpoint(cache_dir, dataset=dataset, recipe=recipe, log=log)
-    out = checkpoint.parent / "bundle"
-    with _locked(checkpoint.parent.parent / f"{checkpoint.parent.name}.bundle.lock"):
-        done = checkpoint.parent / "bundle.done"
-        if (out / "model.json").is_file() and done.is_file():
-            return out
-        data = ensure_demo_dataset(cache_dir, dataset=dataset)
-        scenes = sorted((data / "images").glob("*.jpg"))[-4:]  # demo scenes: the detector finds objects there
-        images = [ParityImage(path.name, path.read_bytes()) for path in scenes]
-        export_bundle("auto", weights=str(checkpoint), out_dir=out, name="demo-retinanet", parity_images=images,
-                      provenance={"training_data": dataset_key_params(dataset)}, progress=log)
-        done.write_text("ok\n")
-    return out

@@ -6,6 +6,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -16,13 +17,16 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torchvision
+
+from zoo import (FAMILIES, ModelError, arch_spec, build_model, family_of, model_kwargs_for, output_format_for,
+                 preprocessing_for)
+from zoo.detr import DetrFamily
 
 from .checkpoint import load_checkpoint, save_checkpoint, transfer_weights
 from .data import AugmentConfig, DetectionSamples, collate
 from .datasets import Dataset, load_dataset, split_records
 from .metrics import coco_metrics, format_table
-from .models import (DFINE_HUB_IDS, ModelError, arch_spec, build_dfine, build_model, model_kwargs_for,
-                     output_format_for, preprocessing_for)
 from .predict import decode_like_lambda, detections_as_dicts, serving_manifest, torch_detect
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -67,7 +71,7 @@ class TrainConfig:
             return self.lr
         if self.optimizer == "sgd":
             return 0.02
-        return 1e-3 if arch_spec(self.arch).family == "retinanet" else 2e-4
+        return family_of(self.arch).default_lr
 
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -97,8 +101,6 @@ class ModelEMA:
     """
 
     def __init__(self, model: torch.nn.Module, *, decay: float, ramp: int = 200, updates: int = 0):
-        import copy
-
         self.model = copy.deepcopy(model).eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
@@ -132,22 +134,23 @@ def recipe(config: TrainConfig) -> dict:
 def initial_model(config: TrainConfig, classes: list[str]) -> tuple[torch.nn.Module, str]:
     """Build the model for ``--weights none|default|PATH|hub id``; returns the model and a note on the source."""
     weights, arch, num = config.weights, config.arch, len(classes)
-    family = arch_spec(arch).family
+    family = family_of(arch)
+    from_hub = isinstance(family, DetrFamily)  # a hub id or save_pretrained directory
     if weights in ("none", "default"):
         return build_model(arch, num_classes=num, model_kwargs=config.model_kwargs, weights=weights,
                            class_names=classes), weights
     path = Path(weights)
     if path.is_dir():
-        if family != "dfine":
+        if not from_hub:
             raise ModelError(f"--weights {weights} is a directory; RetinaNet takes a .pt/.pth file")
-        return build_dfine(arch, num_classes=num, hub_id=str(path), class_names=classes), f"local:{path}"
+        return family.from_pretrained(str(path), num_classes=num, class_names=classes), f"local:{path}"
     if path.is_file():
         data = torch.load(path, map_location="cpu", weights_only=False)
         if isinstance(data, dict) and "state_dict" in data and "arch" in data:
             if data["arch"] != arch:
                 raise ModelError(f"--weights {weights} is a {data['arch']} checkpoint, not {arch}; pass --arch {data['arch']}")
             kwargs = dict(data.get("model_kwargs") or {})
-            if family == "dfine":
+            if "config" in kwargs:
                 kwargs["config"] = {**kwargs["config"], "num_labels": num}
             model = build_model(arch, num_classes=num, model_kwargs=kwargs, class_names=classes)
             state = data["state_dict"]
@@ -160,21 +163,10 @@ def initial_model(config: TrainConfig, classes: list[str]) -> tuple[torch.nn.Mod
         if copied == 0:
             raise ModelError(f"--weights {weights}: no tensor matches {arch} by name and shape")
         return model, f"{path} ({copied}/{total} tensors)"
-    if family == "dfine" and "/" in weights and not weights.startswith((".", "/")):
-        return build_dfine(arch, num_classes=num, hub_id=weights, class_names=classes), weights
-    hint = f" or a hub id like {DFINE_HUB_IDS['n']}" if family == "dfine" else ""
+    if from_hub and "/" in weights and not weights.startswith((".", "/")):
+        return family.from_pretrained(weights, num_classes=num, class_names=classes), weights
+    hint = f" or a hub id like {family.hub_id(arch)}" if from_hub else ""
     raise ModelError(f"--weights {weights!r}: not none, default, an existing file{hint}")
-
-
-def check_input_size(model, *, arch: str, input_size: tuple[int, int]) -> None:
-    """D-FINE picks ``num_queries`` encoder tokens: the input must yield at least that many."""
-    if arch_spec(arch).family != "dfine":
-        return
-    height, width = input_size
-    tokens = sum((height // s) * (width // s) for s in model.config.feat_strides)
-    if tokens < model.config.num_queries or height % 32 or width % 32:
-        raise ModelError(f"{arch}: --input-size {height}x{width} is too small or not a multiple of 32 "
-                         f"({tokens} encoder tokens < {model.config.num_queries} queries); use 256 or more")
 
 
 # ---------------------------------------------------------------- schedule, loss, eval
@@ -194,12 +186,8 @@ def lr_factor(step: int, *, total: int, warmup: int) -> float:
 
 
 def compute_loss(model, batch: torch.Tensor, targets: list[dict], *, family: str) -> tuple[torch.Tensor, dict]:
-    if family == "retinanet":
-        parts = model(batch, targets)
-        return sum(parts.values()), {k: float(v.detach()) for k, v in parts.items()}
-    out = model(pixel_values=batch, labels=targets)
-    parts = {k: float(v.detach()) for k, v in (getattr(out, "loss_dict", None) or {}).items()}
-    return out.loss, parts
+    """The training loss of ``family`` (a ``zoo.FAMILIES`` key) and its parts."""
+    return FAMILIES[family].loss(model, batch, targets)
 
 
 def evaluate_model(model, records, *, classes: list[str], arch: str, input_size, preprocessing: dict,
@@ -294,7 +282,7 @@ def fit(config: TrainConfig, *, dataset: Dataset | None = None, log: Callable[[s
         source = f"resumed from {resume_from} (epoch {state['epoch']})"
     else:
         model, source = initial_model(config, classes)
-    check_input_size(model, arch=config.arch, input_size=input_size)
+    family_of(config.arch).check_input_size(model, height=input_size[0], width=input_size[1])
     model.train()
     log(f"{config.arch} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params, weights: {source}); "
         f"{len(train_records)} train / {len(val_records)} val images, classes {classes}, input {input_size}")
@@ -407,8 +395,6 @@ def plain(value, *, keep: tuple[str, ...] = ()):
 
 
 def _versions() -> dict:
-    import torchvision
-
     versions = {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)}
     try:
         import transformers

@@ -17,25 +17,28 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from detection.image import decode_image
 from detection.manifest import Manifest, parse_manifest
 from detection.postprocess import Detection, postprocess
 from detection.preprocess import preprocess
+from zoo import ModelError, family_of, preprocessing_for
 
 from .metrics import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD
-from .models import arch_spec, output_format_for, preprocessing_for
 
 
 def serving_manifest(*, arch: str, input_size: Sequence[int], preprocessing: dict | None = None,
                      output_format: str | None = None, name: str = "checkpoint",
                      score_threshold: float = 0.5, max_detections: int = 100, top_k: int = 300) -> Manifest:
     """The manifest a bundle exported from this checkpoint declares (validated by the Lambda's own parser)."""
-    fmt = output_format or output_format_for(arch)
-    output = ({"format": fmt, "boxes": "boxes", "scores": "scores", "labels": "labels"} if fmt != "detr"
-              else {"format": "detr", "logits": "logits", "boxes": "pred_boxes", "top_k": top_k})
+    family = family_of(arch)
+    output = family.output_block()
+    if output["format"] == "detr":
+        output["top_k"] = top_k
+    if output_format is not None and output_format != output["format"]:
+        raise ModelError(f"{arch} outputs {output['format']}, not {output_format}")
     return parse_manifest({
         "format_version": 1, "name": name,
-        "input": {"name": "images" if fmt != "detr" else "pixel_values",
-                  "height": int(input_size[0]), "width": int(input_size[1])},
+        "input": {"name": family.input_name, "height": int(input_size[0]), "width": int(input_size[1])},
         "preprocessing": preprocessing or preprocessing_for(arch),
         "output": output,
         "labels": {"offset": 0, "background_id": None},
@@ -44,23 +47,9 @@ def serving_manifest(*, arch: str, input_size: Sequence[int], preprocessing: dic
     })
 
 
-def raw_outputs(model: torch.nn.Module, batch: torch.Tensor, *, family: str) -> list[dict[str, np.ndarray]]:
-    """Per image, the outputs an exported graph would give (names as in ``serving_manifest``)."""
-    with torch.inference_mode():
-        if family == "retinanet":
-            results = model(batch)
-            return [{"boxes": r["boxes"].numpy(), "scores": r["scores"].numpy(), "labels": r["labels"].numpy()}
-                    for r in results]
-        out = model(pixel_values=batch)
-        return [{"logits": out.logits[i:i + 1].numpy(), "pred_boxes": out.pred_boxes[i:i + 1].numpy()}
-                for i in range(batch.shape[0])]
-
-
 def decode_like_lambda(data: bytes, *, manifest: Manifest) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode image bytes as ``detection.pipeline.Detector`` does (EXIF orientation, JPEG draft reduction to
     the model input): ``(array, (original_width, original_height))``."""
-    from detection.image import decode_image
-
     decoded = decode_image(data, draft_size=(manifest.input.width, manifest.input.height),
                            keep_aspect=manifest.preprocessing.resize == "letterbox")
     return decoded.array, (decoded.original_width, decoded.original_height)
@@ -77,7 +66,8 @@ def torch_detect(model: torch.nn.Module, images: Sequence, *, arch: str, manifes
     if not prepared:
         return []
     batch = torch.from_numpy(np.concatenate([tensor for tensor, _ in prepared]))
-    outputs = raw_outputs(model, batch, family=arch_spec(arch).family)
+    with torch.inference_mode():
+        outputs = family_of(arch).raw_outputs(model, batch)
     return [postprocess(out, manifest=manifest, geometry=geometry, class_map=class_map,
                         score_threshold=score_threshold, max_detections=max_detections)
             for out, (_, geometry) in zip(outputs, prepared)]

@@ -1,6 +1,11 @@
-"""Architectures export knows: each turns ``(weights, classes, input size)`` into a ``PreparedModel``:
-an eval-mode graph wrapper that takes the already preprocessed tensor (the model's own resize/normalize
-transform is skipped), plus the manifest blocks that say how it was trained and what it outputs.
+"""Weights for each architecture of the zoo: ``prepare`` turns ``(weights, classes, input size)`` into a
+``PreparedModel``: the zoo's eval-mode graph wrapper (it takes the already preprocessed tensor) plus the
+manifest blocks that say how it was trained and what it outputs.
+
+What an architecture *is* lives in ``zoo``; here lives only where its weights come from (published weights,
+a ``train/`` checkpoint, ``none`` = random init) and the random-init tweaks that give the parity gate
+detections worth comparing: ``retinanet`` for torchvision's RetinaNets, ``detr`` for every transformers DETR
+family.
 
 Example:
     >>> sorted(ARCHS)[:3]
@@ -9,57 +14,28 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
-from torch import nn
+import zoo
+from zoo.detr import DetrFamily
+from zoo.retinanet import RetinaNetFamily
 
 from ..errors import ExportError
+from . import detr, retinanet
+from .prepared import PreparedModel
 
+ARCHS = zoo.ARCHS
+_RESOLVERS = ((RetinaNetFamily, retinanet.prepare), (DetrFamily, detr.prepare))
 
-@dataclass
-class PreparedModel:
-    """Everything needed to export one network and to describe it in the manifest."""
-
-    arch: str
-    module: nn.Module                       # (1, 3, H, W) normalized tensor -> tuple of outputs
-    input_name: str
-    output_names: tuple[str, ...]
-    input_size: tuple[int, int]             # (height, width)
-    preprocessing: dict                     # how the network was trained (manifest block and parity reference)
-    output: dict                            # manifest "output" block
-    labels: dict                            # manifest "labels" block
-    class_map: dict[int, str]
-    weights: str                            # provenance: what --weights resolved to
-    score_threshold: float = 0.5
-    max_detections: int = 100
-    nms_iou: float | None = None            # IoU threshold of NMS inside the graph (parity: borderline flips)
-    notes: dict[str, Any] = field(default_factory=dict)   # provenance extras (e.g. random-init tweaks)
-
-
-Builder = Callable[..., PreparedModel]
-
-
-def _registry() -> dict[str, Builder]:
-    from . import dfine, retinanet
-
-    table: dict[str, Builder] = {}
-    for size in dfine.SIZES:
-        table[f"dfine-{size}"] = dfine.prepare
-    for name in retinanet.ARCHS:
-        table[name] = retinanet.prepare
-    return table
-
-
-ARCHS = _registry()
+__all__ = ["ARCHS", "PreparedModel", "prepare"]
 
 
 def prepare(arch: str, **kwargs) -> PreparedModel:
-    """Build ``arch`` (see ``ARCHS``) with ``weights``, ``classes``, ``input_size``, ``seed``."""
+    """Build ``arch`` (see ``ARCHS``) with ``weights``, ``classes``, ``input_size``, ``seed``, ``checkpoint``."""
     if arch not in ARCHS:
         raise ExportError(f"unknown --arch {arch!r}: choose one of {', '.join(sorted(ARCHS))}, or 'onnx' "
                           "with --onnx model.onnx for a bring-your-own graph")
     size = kwargs.get("input_size")
     if isinstance(size, int):
         kwargs["input_size"] = (size, size)
-    return ARCHS[arch](arch, **kwargs)
+    family = zoo.family_of(arch)
+    resolve = next(resolve for kind, resolve in _RESOLVERS if isinstance(family, kind))
+    return resolve(arch, family, **kwargs)

@@ -21,7 +21,7 @@ CLASSES = {0: "cereal_box", 1: "milk_carton", 2: "soda_can"}
 def checkpoint(tmp_path_factory):
     """Written with train's own builder and saver (the format export reads)."""
     from train.checkpoint import save_checkpoint
-    from train.models import build_model, model_kwargs_for, preprocessing_for
+    from zoo import build_model, model_kwargs_for, preprocessing_for
 
     torch.manual_seed(0)
     model = build_model(ARCH, num_classes=len(CLASSES))

@@ -13,8 +13,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.archs.retinanet import RetinaNetGraph, empty_safe_box_ops
-from train.models import build_model
+from zoo import build_model
+from zoo.retinanet import RetinaNetGraph, empty_safe_box_ops
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from train.demo import DEMO_DATASET, DEMO_RECIPE, dataset_key_params, ensure_dem
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "models" / "demo"
 DEPLOY_PYTHON = REPO / ".venv-deploy" / "bin" / "python"
-REPRODUCE = "python -m train demo --bundle --out models/demo"
+REPRODUCE = "python -m deployer.demo --out models/demo"
 
 
 def test_manifest_records_the_demo_recipe_and_data():

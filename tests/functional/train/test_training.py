@@ -16,7 +16,7 @@ from train.data import DetectionSamples, collate
 from train.datasets import load_voc, split_records
 from train.demo_data import generate_dataset
 from train.engine import compute_loss
-from train.models import build_model, preprocessing_for
+from zoo import build_model, preprocessing_for
 
 ARCH = "retinanet_mobilenet_v3_fpn"
 INPUT = 96
@@ -101,7 +101,8 @@ def test_evaluate_checkpoint_cli_writes_report(tiny_run, tiny_data, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["fit", "--data", "/nonexistent/dir"], "give a VOC folder"),
     (["fit", "--data", "{data}", "--weights", "/nonexistent.pt"], "not none, default, an existing file"),
-    (["fit", "--data", "{data}", "--arch", "dfine-s", "--weights", "none"], "no offline config"),
+    # every D-FINE size now builds offline (zoo.dfine); what stays refused is an input its queries cannot fill
+    (["fit", "--data", "{data}", "--arch", "dfine-s", "--weights", "none", "--input-size", "64"], "does not fit dfine"),
     (["evaluate", "--checkpoint", "/nonexistent.pt", "--data", "{data}"], "does not exist"),
 ])
 def test_cli_errors_are_one_clear_line(tiny_data, tmp_path, args, message):

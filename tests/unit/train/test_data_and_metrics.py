@@ -15,7 +15,7 @@ from train.data import (AugmentConfig, DetectionSamples, augment, jitter_colours
 from train.datasets import ImageRecord, ObjectBox, load_voc
 from train.demo_data import CLASSES, generate_dataset
 from train.metrics import coco_metrics, format_table
-from train.models import preprocessing_for
+from zoo import preprocessing_for
 from train.predict import serving_manifest
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from train.engine import ModelEMA, TrainConfig, lr_factor, make_optimizer, recipe
-from train.models import ModelError, TinyTrunk, build_model
+from zoo import ModelError, build_model
+from zoo.retinanet import TinyTrunk
 
 
 @pytest.mark.parametrize("optimizer, lr, expected_type, expected_lr", [
