@@ -21,6 +21,9 @@ import boto3
 import pytest
 
 from localaws import lifecycle
+from localaws.fuzz import run_fuzz
+from localaws.loadtest import run_load, run_soak
+from tests.support.openapi import check_response
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = "e2e-detect"
@@ -39,12 +42,16 @@ def _deploy_sh(*args: str, state_dir: Path, timeout: float = 600) -> subprocess.
 
 
 def _post(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
+    """POST and return (status, JSON body); a /detect response must match docs/openapi.yaml."""
     request = urllib.request.Request(url, data=body, method="POST", headers={"content-type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=120) as reply:
-            return reply.status, json.loads(reply.read())
+            status, reply_type, data = reply.status, reply.headers.get("content-type", ""), reply.read()
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        status, reply_type, data = error.code, error.headers.get("content-type", ""), error.read()
+    if url.endswith("/detect"):
+        check_response(status, reply_type, data)
+    return status, json.loads(data)
 
 
 def _same_detections(got: list[dict], want: list[dict]) -> None:
@@ -170,6 +177,38 @@ def test_taskcat_creates_and_deletes_the_stack(deployment, tmp_path):
     assert report["stacks"], "taskcat created no stack"
     assert {s["status_on_create"] for s in report["stacks"]} == {"CREATE_COMPLETE"}
     assert {s["status_after_delete"] for s in report["stacks"]} == {"DELETE_COMPLETE"}
+
+
+@pytest.mark.parametrize("body, content_type, status", [
+    (b"GIF89a not really", "image/gif", 415),
+    (b'{"image": "aGk=", "treshold": 0.5}', "application/json", 400),
+    (b"[" * 100_000 + b"]" * 100_000, "application/json", 400),
+    (b'{"image_uri": "s3://bad bucket!/x"}', "application/json", 400),
+    (b'{"image_uri": "s3://no-such-bucket-e2e/x.jpg"}', "application/json", 404),
+])
+def test_error_responses_match_the_openapi_description(deployment, body, content_type, status):
+    got, reply = _post(deployment["api_url"] + "/detect", body, content_type)  # _post checks the description
+    assert got == status and reply["error"]["status"] == status, reply
+
+
+def test_load_and_soak_through_the_local_api(deployment, square_jpeg):
+    """32 clients on keep-alive connections, mixed good and bad bodies, then a sequential soak: every reply is
+    the expected one (no reset, no 5xx); memory of the local AWS and its function processes is reported."""
+    url, pids = deployment["api_url"] + "/detect", [deployment["info"].pid]
+    load = run_load(url, square_jpeg, clients=32, requests=4, pids=pids)
+    soak = run_soak(url, square_jpeg, requests=150, pids=pids)
+    print("load:", json.dumps(load.summary()), "\nsoak:", json.dumps(soak.summary()))
+    assert load.requests == 128 and load.errors == [], load.summary()
+    assert soak.requests == 150 and soak.errors == [], soak.summary()
+    assert load.statuses[200] > 0 and load.statuses[400] > 0 and load.statuses[415] > 0
+
+
+def test_fuzzing_from_the_openapi_description_finds_no_5xx(deployment):
+    """The CI slice of ``python -m localaws.fuzz`` (the closing note has the 10,000-case run)."""
+    report = run_fuzz(deployment["api_url"], cases=250, seed=1, workers=4)
+    print("fuzz:", json.dumps(report.summary()))
+    assert report.cases == 250 and report.failures == 0, report.summary()
+    assert report.statuses[400] > 0
 
 
 def test_teardown_leaves_no_process(deployment):
