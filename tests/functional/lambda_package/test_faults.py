@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import subprocess
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from detection.bundle import write_bundle
 from detection.manifest import CLASS_MAP_FILE, MANIFEST_FILE, MODEL_FILE
 from localaws.lambda_runtime import LocalFunction
 from tests.conftest import load_event
+from tests.functional.lambda_package.conftest import REPO_ROOT
 from tests.support.fault_proxy import FaultProxy
 
 BUCKET = "fault-models"
@@ -45,10 +47,10 @@ def upload(bundle_root: Path, prefix: str, **overrides: bytes) -> None:
         s3.put_object(Bucket=BUCKET, Key=prefix + name, Body=overrides.get(name, (bundle_root / name).read_bytes()))
 
 
-def function(local_package, tmp_path, *, model_uri: str, endpoint: str, cache_dir: Path, timeout_s: int = 20):
+def function(aws_package, tmp_path, *, model_uri: str, endpoint: str, cache_dir: Path, timeout_s: int = 20):
     env = {"MODEL_URI": model_uri, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_MAX_ATTEMPTS": "1", "MODEL_CACHE_DIR": str(cache_dir)}
-    return LocalFunction(local_package.zip_path, env=env, function_name="detect", timeout_s=timeout_s,
+    return LocalFunction(aws_package.zip_path, env=env, function_name="detect", timeout_s=timeout_s,
                          log_path=tmp_path / "fn.log")
 
 
@@ -73,11 +75,11 @@ def cached_entries(cache_dir: Path) -> list[str]:
     return sorted(p.name for p in cache_dir.iterdir()) if cache_dir.exists() else []
 
 
-def test_s3_unreachable_at_cold_start_then_recovers(local_package, known_answer_bundle, proxy, tmp_path):
+def test_s3_unreachable_at_cold_start_then_recovers(aws_package, known_answer_bundle, proxy, tmp_path):
     upload(known_answer_bundle.root, "reach/")
     cache = tmp_path / "cache"
     proxy.mode = "refuse"
-    with function(local_package, tmp_path, model_uri=f"s3://{BUCKET}/reach/", endpoint=proxy.url,
+    with function(aws_package, tmp_path, model_uri=f"s3://{BUCKET}/reach/", endpoint=proxy.url,
                   cache_dir=cache) as fn:
         assert_init_error(detect(fn), f"s3://{BUCKET}/reach/model.json")
         assert cached_entries(cache) == []
@@ -87,10 +89,10 @@ def test_s3_unreachable_at_cold_start_then_recovers(local_package, known_answer_
         assert_serves(recovered)
 
 
-def test_s3_slow_past_the_timeout_then_recovers(local_package, known_answer_bundle, proxy, tmp_path):
+def test_s3_slow_past_the_timeout_then_recovers(aws_package, known_answer_bundle, proxy, tmp_path):
     upload(known_answer_bundle.root, "slow/")
     proxy.delay_s = 4.0
-    with function(local_package, tmp_path, model_uri=f"s3://{BUCKET}/slow/", endpoint=proxy.url,
+    with function(aws_package, tmp_path, model_uri=f"s3://{BUCKET}/slow/", endpoint=proxy.url,
                   cache_dir=tmp_path / "cache", timeout_s=2) as fn:
         first = detect(fn)
         assert first.function_error == "Unhandled" and "timed out" in first.json()["errorMessage"].lower(), first.payload
@@ -103,7 +105,7 @@ def test_s3_slow_past_the_timeout_then_recovers(local_package, known_answer_bund
     ("corrupted", "sha256"),
     ("newer-schema", "this Lambda reads version 1, the bundle has 2"),
 ])
-def test_a_bad_bundle_is_an_init_error_and_a_fixed_one_is_served(local_package, known_answer_bundle, moto_endpoint,
+def test_a_bad_bundle_is_an_init_error_and_a_fixed_one_is_served(aws_package, known_answer_bundle, moto_endpoint,
                                                                    tmp_path, fault, says):
     prefix = f"{fault}/"
     model = (known_answer_bundle.root / MODEL_FILE).read_bytes()
@@ -113,7 +115,7 @@ def test_a_bad_bundle_is_an_init_error_and_a_fixed_one_is_served(local_package, 
               "newer-schema": {MANIFEST_FILE: json.dumps({**manifest, "format_version": 2}).encode()}}[fault]
     upload(known_answer_bundle.root, prefix, **broken)
     cache = tmp_path / "cache"
-    with function(local_package, tmp_path, model_uri=f"s3://{BUCKET}/{prefix}", endpoint=moto_endpoint,
+    with function(aws_package, tmp_path, model_uri=f"s3://{BUCKET}/{prefix}", endpoint=moto_endpoint,
                   cache_dir=cache) as fn:
         assert_init_error(detect(fn), says)
         assert [name for name in cached_entries(cache) if name != "verified"] == []  # nothing from the failure
@@ -122,19 +124,22 @@ def test_a_bad_bundle_is_an_init_error_and_a_fixed_one_is_served(local_package, 
 
 
 @pytest.fixture()
-def tiny_tmp(tmp_path):
-    """A real 256 KiB tmpfs (root only: skipped elsewhere, with the reason)."""
-    mount = tmp_path / "tmp"
-    mount.mkdir()
+def tiny_tmp():
+    """A real 256 KiB tmpfs (root only: skipped elsewhere, with the reason). Outside /tmp: each execution
+    environment gets a /tmp of its own (localaws's sandbox), which would hide one mounted there."""
+    (REPO_ROOT / ".cache").mkdir(exist_ok=True)
+    mount = Path(tempfile.mkdtemp(prefix="tiny-tmp-", dir=REPO_ROOT / ".cache"))
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True,
                             text=True)
     if result.returncode != 0:
+        mount.rmdir()
         pytest.skip(f"cannot mount a tmpfs to fill (needs root): {result.stderr.strip()}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
+    mount.rmdir()
 
 
-def test_tmp_full_is_an_init_error_naming_the_fix_and_space_recovers(local_package, tmp_path, tiny_tmp,
+def test_tmp_full_is_an_init_error_naming_the_fix_and_space_recovers(aws_package, tmp_path, tiny_tmp,
                                                                       moto_endpoint):
     big = tmp_path / "big"  # a known-answer bundle whose model is padded past the tmpfs's size
     from tests.support.known_answer import build_known_answer_bundle
@@ -147,7 +152,7 @@ def test_tmp_full_is_an_init_error_naming_the_fix_and_space_recovers(local_packa
     bundle = write_bundle(big, manifest=manifest, class_map=bundle.class_map)
     upload(bundle.root, "full/")
     cache = tiny_tmp / "model-bundles"
-    with function(local_package, tmp_path, model_uri=f"s3://{BUCKET}/full/", endpoint=moto_endpoint,
+    with function(aws_package, tmp_path, model_uri=f"s3://{BUCKET}/full/", endpoint=moto_endpoint,
                   cache_dir=cache) as fn:
         assert_init_error(detect(fn), "no space left in")
         assert [name for name in cached_entries(cache) if name != "verified"] == []
@@ -192,10 +197,10 @@ def _failing_when_bright(bundle_root: Path, out: Path):
     return bundle
 
 
-def test_a_graph_failing_inside_session_run_is_a_500_with_the_request_id(local_package, known_answer_bundle,
+def test_a_graph_failing_inside_session_run_is_a_500_with_the_request_id(aws_package, known_answer_bundle,
                                                                           tmp_path):
     bundle = _failing_when_bright(known_answer_bundle.root, tmp_path / "byo")
-    with function(local_package, tmp_path, model_uri=str(bundle.root), endpoint="http://127.0.0.1:9",
+    with function(aws_package, tmp_path, model_uri=str(bundle.root), endpoint="http://127.0.0.1:9",
                   cache_dir=tmp_path / "cache") as fn:
         failed = fn.invoke(json.dumps(load_event("direct.json")), request_id="req-run-fails")
         body = failed.json()
