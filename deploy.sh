@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 # The deploy path runs in .venv-deploy (no PyTorch). setup.sh is idempotent and instant when it matches
 # requirements/: running it every time means an edited requirements file is installed before deploying. Its
 # "up to date" lines are dropped (output streams, so a first-time install shows progress).
-if ! ./setup.sh deploy 2>&1 | { grep -v -e " is up to date$" -e "^setup.sh: done" >&2 || true; }; then
+if ! ./setup.sh deploy 2>&1 | { grep --line-buffered -v -e " is up to date$" -e "^setup.sh: done" >&2 || true; }; then
   echo "deploy.sh: ./setup.sh deploy failed (see above); fix that and run ./deploy.sh again" >&2
   exit 1
 fi

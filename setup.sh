@@ -46,7 +46,7 @@ link_project() {  # link_project DIR: `import detection`, `import export`, ... w
 }
 
 setup_deploy() {
-  install_venv .venv-deploy requirements/deploy.txt "about 100 MB (no PyTorch)"
+  install_venv .venv-deploy requirements/deploy.txt "about 100 MB, no PyTorch"
   link_project .venv-deploy
 }
 
