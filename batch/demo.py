@@ -1,4 +1,4 @@
-"""The offline end-to-end batch run, as one command: ``python -m batch.demo --bundle DIR [--images 2000]``.
+"""The offline end-to-end batch run, as one command: ``python -m batch.demo [--bundle DIR] [--images 2000]``.
 
 Real processes throughout: a fresh local AWS (``localaws``), the stack deployed by ``python -m deployer
 --local`` with the batch state machine on an existing bucket, a generated prefix (``--scenes`` demo scenes
@@ -8,7 +8,7 @@ POST /detect answers for it; corrupt files are failures with their code; the sec
 results; more than 1,000 objects are all processed (ItemReader pagination); throughput of the batch path
 beside the HTTP path (the same images POSTed with as many requests in flight as the local pool runs).
 
-    python -m batch.demo --bundle path/to/bundle --images 2000 --report batch-demo.json
+    python -m batch.demo --images 2000 --report batch-demo.json      # the shipped demo detector
 """
 
 from __future__ import annotations
@@ -161,7 +161,8 @@ def run_demo(*, bundle: Path, images: int, scenes: int, corrupt: int, side: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m batch.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", type=Path, required=True, help="model bundle folder")
+    parser.add_argument("--bundle", type=Path, default=REPO_ROOT / "models" / "demo",
+                        help="model bundle folder (default: the shipped demo detector, models/demo)")
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--scenes", type=int, default=20, help="demo scenes among the images (checked vs POST /detect)")
     parser.add_argument("--corrupt", type=int, default=5)
