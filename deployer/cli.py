@@ -15,7 +15,7 @@ spot in the PyTorch environment (.venv, installed by ./setup.sh dev on first use
 (published weights) or --train-demo (train.demo.DEMO_RECIPE again, about 10 minutes on 2 cores).
 
 Accelerator backends (--backend gpu|inferentia): the SageMaker model.tar.gz is built from the bundle
-(sagemaker_entry.package) and uploaded to <ModelS3Uri><backend>/model.tar.gz; infra/*.yaml go to the bucket
+(lambda_build.sagemaker) and uploaded to <ModelS3Uri><backend>/model.tar.gz; infra/*.yaml go to the bucket
 and the stack gets TemplatesS3Bucket/TemplatesS3KeyPrefix. With --local the nested stack's SageMaker Model,
 EndpointConfig, Endpoint and autoscaling are records only (no endpoint runs), so the smoke test is skipped.
 
@@ -334,7 +334,7 @@ def wheels_choice(value: str | None, *, local: bool) -> str | Path | None:
 
 def build_sagemaker_archive(*, bundle_dir: Path, backend: str, wheels: str | Path | None) -> Path:
     """The SageMaker model.tar.gz for the bundle (model, manifest, our entry point and the detection code)."""
-    from sagemaker_entry.package import PackagingError, build_model_archive
+    from lambda_build.sagemaker import PackagingError, build_model_archive
 
     out = REPO_ROOT / ".cache" / "deploy" / "sagemaker" / f"{bundle_dir.name}-{sha12(bundle_dir)}" / backend / \
         "model.tar.gz"
@@ -488,7 +488,7 @@ def run(args: argparse.Namespace) -> int:
         model_uri = bundle
         if accelerated:
             say(f"  model bundle is on S3: expecting its SageMaker artefact at {model_uri}{args.backend}/model.tar.gz "
-                f"(python -m sagemaker_entry package --target {args.backend})")
+                f"(python -m lambda_build.sagemaker --target {args.backend})")
     else:
         bundle_dir = Path(bundle)
         model_uri = upload_model(s3, bundle_dir=bundle_dir, bucket=bucket)

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export failed: {exc.message}", file=sys.stderr)
         return exc.exit_code
     if args.target != "lambda":
-        from sagemaker_entry.package import PackagingError, build_model_archive
+        from lambda_build.sagemaker import PackagingError, build_model_archive
 
         wheels = None if args.sagemaker_wheels == "none" else args.sagemaker_wheels
         say(f"building the SageMaker model.tar.gz for {args.target}")

@@ -1,4 +1,5 @@
-"""Build the Lambda deployment package: ``dist/lambda-<arch>.zip``.
+"""Packaging: the Lambda deployment package ``dist/lambda-<arch>.zip`` (here) and the SageMaker ``model.tar.gz``
+(:mod:`lambda_build.sagemaker`), sharing one wheel :class:`Target` and one wheel download (:mod:`.wheels`).
 
 The package is ``lambda_src/`` (``handler.py`` + ``detection/``) plus ``requirements/lambda.txt`` installed from
 manylinux_2_28 wheels for the target (python3.13; ``arch="local"``: wheels for this interpreter, a developer

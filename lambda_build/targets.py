@@ -1,4 +1,5 @@
-"""Build targets: which wheels to install for which Lambda architecture.
+"""Wheel targets: which wheels to install for which interpreter — the Lambda architectures here, and the SageMaker
+containers (:mod:`lambda_build.sagemaker`) with the same class.
 
 Example:
     >>> resolve_target(arch="arm64").platform
@@ -22,15 +23,20 @@ LAMBDA_PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "arm64": "manylinux_2_28_
 
 @dataclass(frozen=True)
 class Target:
-    """What to install: ``platform is None`` means "wheels for the interpreter running the build"."""
+    """What to install: wheels for CPython ``python`` on any of ``platforms`` (pip ``--platform`` tags, best
+    first); no platforms means "wheels for the interpreter running the build"."""
 
-    arch: str
+    name: str  # "x86_64" | "arm64" | "local" | a SageMaker container ("gpu", ...)
     python: str  # "3.13"
-    platform: str | None
+    platforms: tuple[str, ...] = ()
 
     @property
     def is_local(self) -> bool:
-        return self.platform is None
+        return not self.platforms
+
+    @property
+    def platform(self) -> str | None:
+        return self.platforms[0] if self.platforms else None
 
     @property
     def cache_key(self) -> str:
@@ -42,12 +48,8 @@ class Target:
         """pip arguments selecting the target's wheels (none for the local interpreter)."""
         if self.is_local:
             return ["--only-binary=:all:"]
-        return [
-            "--platform", self.platform,
-            "--python-version", self.python,
-            "--implementation", "cp",
-            "--only-binary=:all:",
-        ]
+        platforms = [arg for platform in self.platforms for arg in ("--platform", platform)]
+        return [*platforms, "--python-version", self.python, "--implementation", "cp", "--only-binary=:all:"]
 
 
 def local_python() -> str:
@@ -59,8 +61,8 @@ def resolve_target(*, arch: str, python: str = DEFAULT_PYTHON) -> Target:
     if arch not in ARCHES:
         raise ValueError(f"unknown --arch {arch!r}: choose one of {', '.join(ARCHES)}")
     if arch == "local":
-        return Target(arch="local", python=local_python(), platform=None)
+        return Target(name="local", python=local_python())
     parts = python.split(".")
     if len(parts) != 2 or not all(part.isdigit() for part in parts):
         raise ValueError(f"bad --python {python!r}: expected MAJOR.MINOR such as 3.13")
-    return Target(arch=arch, python=python, platform=LAMBDA_PLATFORMS[arch])
+    return Target(name=arch, python=python, platforms=(LAMBDA_PLATFORMS[arch],))

@@ -1,4 +1,4 @@
-"""Install the Lambda's requirements from target wheels, through a local wheel cache.
+"""Download and install target wheels (the Lambda's requirements, a SageMaker container's), through a wheel cache.
 
 The first build downloads wheels (``pip download``) into ``.cache/lambda_build/wheels/<target>/``; later builds
 install from that folder with ``--no-index`` and need no network.
@@ -33,14 +33,18 @@ def _last_error_line(proc: subprocess.CompletedProcess) -> str:
     return (errors or lines or ["(no output)"])[-1].strip()
 
 
-def download_wheels(*, target: Target, requirements: Path, wheel_dir: Path) -> None:
-    """Fill ``wheel_dir`` with the target's wheels for ``requirements`` (needs PyPI once)."""
+def download_wheels(*, target: Target, requirements: Path | list[str], wheel_dir: Path, deps: bool = True) -> None:
+    """Fill ``wheel_dir`` with the target's wheels for ``requirements`` (a requirements file or pinned
+    ``name==version`` strings; ``deps=False``: those only, not their dependencies). Needs PyPI once."""
     wheel_dir.mkdir(parents=True, exist_ok=True)
-    proc = _pip(["download", "--quiet", "-r", str(requirements), "-d", str(wheel_dir), *target.pip_target_args()])
+    wanted = ["-r", str(requirements)] if isinstance(requirements, Path) else list(requirements)
+    proc = _pip(["download", "--quiet", *wanted, *([] if deps else ["--no-deps"]), "-d", str(wheel_dir),
+                 *target.pip_target_args()])
     if proc.returncode != 0:
+        pins = requirements if isinstance(requirements, Path) else " ".join(requirements)
         raise WheelError(
             f"pip download for {target.cache_key} failed: {_last_error_line(proc)} "
-            f"(check the pins in {requirements} have {target.cache_key} wheels)"
+            f"(check the pins in {pins} have {target.cache_key} wheels)"
         )
 
 

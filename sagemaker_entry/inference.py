@@ -1,6 +1,6 @@
 """SageMaker endpoint entry point (bring-your-own-model handler functions), the same code as the Lambda.
 
-The archive built by ``python -m sagemaker_entry package`` holds this file as ``code/inference.py`` next to
+The archive built by ``python -m lambda_build.sagemaker`` holds this file as ``code/inference.py`` next to
 ``code/detection/`` (copied from lambda_src), and the bundle (model.onnx, model.json, class_map.json) at its
 root, which SageMaker unpacks to /opt/ml/model. The DLC's inference toolkit calls, per request::
 

@@ -17,7 +17,7 @@ from detection.pipeline import Detector
 from detection.postprocess import postprocess
 from detection.remote import decode_outputs, encode_array, resize_for_model
 from sagemaker_entry import inference
-from sagemaker_entry.package import PackagingError, build_model_archive
+from lambda_build.sagemaker import PackagingError, build_model_archive
 from tests.conftest import load_event
 
 VARIANTS = [{}, {"output_format": "detr"}, {"resize": "stretch"}, {"pad_position": "bottom_right"},
@@ -191,7 +191,7 @@ def test_vendored_wheels_make_an_offline_requirements_file(known_answer_bundle, 
 
 
 def test_cli_exit_codes(known_answer_bundle, tmp_path):
-    base = [sys.executable, "-m", "sagemaker_entry", "package", "--target", "gpu", "--wheels", "none"]
+    base = [sys.executable, "-m", "lambda_build.sagemaker", "--target", "gpu", "--wheels", "none"]
     ok = subprocess.run([*base, "--bundle", str(known_answer_bundle.root), "--out", str(tmp_path / "m.tar.gz")],
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and ok.stdout.strip().endswith("m.tar.gz"), ok.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY_PACKAGES = ("deployer", "localaws", "lambda_build", "lambda_python", "batch", "detection")
-DEPLOY_MODULES = ("handler", "train.evaluate", "train.demo_data", "sagemaker_entry.package", "export.upload")
+DEPLOY_MODULES = ("handler", "train.evaluate", "train.demo_data", "lambda_build.sagemaker", "export.upload")
 HEAVY = ("torch", "torchvision", "transformers")
 
 PROBE = """

@@ -6,7 +6,8 @@ import pytest
 
 from lambda_build.build import BudgetExceeded, check_budget
 from lambda_build.prune import matches_rule
-from lambda_build.targets import resolve_target
+from lambda_build.sagemaker import TARGETS as SAGEMAKER_TARGETS
+from lambda_build.targets import Target, resolve_target
 
 MIB = 1024 * 1024
 
@@ -70,3 +71,16 @@ def test_budget(tmp_path, zipped, unzipped, message):
         return
     with pytest.raises(BudgetExceeded, match=message):
         check_budget(zipped_bytes=zipped, unzipped_bytes=unzipped, zip_path=tmp_path / "lambda-x86_64.zip")
+
+
+@pytest.mark.parametrize("target, python, platforms", [
+    (resolve_target(arch="arm64"), "3.13", ["manylinux_2_28_aarch64"]),
+    (SAGEMAKER_TARGETS["gpu"].wheels, "3.12", ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]),
+    (SAGEMAKER_TARGETS["inferentia"].wheels, "3.10", ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64",
+                                                     "manylinux2014_x86_64"]),
+])
+def test_the_lambda_zip_and_the_sagemaker_archive_share_one_wheel_target(target, python, platforms):
+    args = target.pip_target_args()
+    assert isinstance(target, Target)
+    assert [args[i + 1] for i, arg in enumerate(args) if arg == "--platform"] == platforms
+    assert args[args.index("--python-version") + 1] == python and "--only-binary=:all:" in args

@@ -10,7 +10,7 @@ from detection.errors import BadRequest
 from detection.preprocess import preprocess
 from detection.remote import check_model_image, decode_outputs, encode_outputs, resize_for_model
 from sagemaker_entry.inference import choose_providers
-from sagemaker_entry.package import TARGETS, requirements_text
+from lambda_build.sagemaker import TARGETS, requirements_text
 from tests.unit.infra.cfn_view import NESTED_TEMPLATES, load_template
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"

@@ -1,5 +1,9 @@
 """Build the SageMaker ``model.tar.gz`` for a bundle: model + manifest + our entry point and its code.
 
+``python -m lambda_build.sagemaker --bundle DIR --target gpu|inferentia --out model.tar.gz [--wheels ...]``.
+The container's wheels are a :class:`lambda_build.targets.Target` fetched by :mod:`lambda_build.wheels`, as the
+Lambda zip's are; what runs inside the container is ``sagemaker_entry/``.
+
 Layout (SageMaker unpacks it to /opt/ml/model; the DLC runs ``code/inference.py``)::
 
     model.onnx  model.json  class_map.json      the bundle, unchanged (model_sha256 still matches)
@@ -16,9 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -26,12 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detection.bundle import read_bundle
+from detection.errors import DetectionError
 from detection.manifest import MANIFEST_FILE
+
+from .targets import Target
+from .wheels import WheelError, download_wheels as download_target_wheels
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DETECTION_SOURCE = REPO_ROOT / "lambda_src" / "detection"
-ENTRY_POINT = Path(__file__).resolve().parent / "inference.py"
+ENTRY_POINT = REPO_ROOT / "sagemaker_entry" / "inference.py"
 WHEEL_CACHE = REPO_ROOT / ".cache" / "sagemaker-wheels"
+MANYLINUX_X86_64 = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 
 class PackagingError(Exception):
@@ -39,31 +48,38 @@ class PackagingError(Exception):
 
 
 @dataclass(frozen=True)
-class Target:
-    """A container the archive is built for: its image (the nested template's default) and Python."""
+class Container:
+    """A container the archive is built for: its image (the nested template's default), pins and wheel target."""
 
-    name: str
     image_repository: str
     image_tag: str
-    python: str
     requirements: tuple[str, ...]
-    platforms: tuple[str, ...] = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+    wheels: Target
+
+    @property
+    def name(self) -> str:
+        return self.wheels.name
+
+    @property
+    def python(self) -> str:
+        return self.wheels.python
 
 
 TARGETS = {
     # PyTorch 2.6 inference DLC (CUDA 12.4, cuDNN 9, Python 3.12); ONNX Runtime matches the Lambda's 1.31.1.
-    "gpu": Target("gpu", "pytorch-inference", "2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker", "3.12",
-                  ("onnxruntime-gpu==1.31.1",)),
+    "gpu": Container("pytorch-inference", "2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker", ("onnxruntime-gpu==1.31.1",),
+                     Target("gpu", "3.12", MANYLINUX_X86_64)),
     # Neuron DLC (torch-neuronx 2.1.2, Neuron SDK 2.20.2, Python 3.10): ORT 1.23.2 is the last with cp310
     # wheels (CPU fallback, output names); onnx2torch converts model.onnx for torch_neuronx.trace.
-    "inferentia": Target("inferentia", "pytorch-inference-neuronx", "2.1.2-neuronx-py310-sdk2.20.2-ubuntu20.04",
-                         "3.10", ("onnxruntime==1.23.2", "onnx==1.17.0", "onnx2torch==1.5.15")),
+    "inferentia": Container("pytorch-inference-neuronx", "2.1.2-neuronx-py310-sdk2.20.2-ubuntu20.04",
+                            ("onnxruntime==1.23.2", "onnx==1.17.0", "onnx2torch==1.5.15"),
+                            Target("inferentia", "3.10", MANYLINUX_X86_64)),
 }
 # Installed without their dependencies: these would pull torch/torchvision, which the Neuron DLC already has.
 NO_DEPS = {"onnx2torch"}
 
 
-def requirements_text(target: Target, *, vendored: bool) -> str:
+def requirements_text(target: Container, *, vendored: bool) -> str:
     """code/requirements.txt: pinned; with ``vendored`` pip installs only from code/wheels (no network).
 
     Example:
@@ -77,26 +93,20 @@ def requirements_text(target: Target, *, vendored: bool) -> str:
     return "\n".join([*header, *target.requirements]) + "\n"
 
 
-def download_wheels(target: Target, *, cache_dir: Path = WHEEL_CACHE) -> Path:
-    """pip download the pinned wheels (and their dependencies) for the container's Python; cached."""
+def download_wheels(target: Container, *, cache_dir: Path = WHEEL_CACHE) -> Path:
+    """The pinned wheels (and their dependencies, except :data:`NO_DEPS`') for the container's Python; cached."""
     out = cache_dir / f"{target.name}-py{target.python}"
     stamp = out / ".complete"
     if stamp.is_file() and stamp.read_text() == "\n".join(target.requirements):
         return out
-    out.mkdir(parents=True, exist_ok=True)
-    base = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(out),
-            "--python-version", target.python, "--implementation", "cp"]
-    for platform in target.platforms:
-        base += ["--platform", platform]
     with_deps = [r for r in target.requirements if r.split("==")[0] not in NO_DEPS]
     without_deps = [r for r in target.requirements if r.split("==")[0] in NO_DEPS]
-    for requirements, extra in ((with_deps, []), (without_deps, ["--no-deps"])):
-        if not requirements:
-            continue
-        result = subprocess.run([*base, *extra, *requirements], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise PackagingError(f"pip download {' '.join(requirements)} for Python {target.python} failed: "
-                                 f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
+    try:
+        for requirements, deps in ((with_deps, True), (without_deps, False)):
+            if requirements:
+                download_target_wheels(target=target.wheels, requirements=requirements, wheel_dir=out, deps=deps)
+    except WheelError as error:
+        raise PackagingError(str(error)) from None
     stamp.write_text("\n".join(target.requirements))
     return out
 
@@ -174,3 +184,28 @@ def build_model_archive(bundle_dir: str | Path, target: str, out_path: str | Pat
             _add_file(tar, "code/build.json", (json.dumps(build, indent=2) + "\n").encode())
         partial.replace(out)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lambda_build.sagemaker",
+                                     description="build the SageMaker model.tar.gz for a bundle")
+    parser.add_argument("--bundle", required=True, type=Path, help="model bundle directory (python -m export output)")
+    parser.add_argument("--target", required=True, choices=sorted(TARGETS))
+    parser.add_argument("--out", required=True, type=Path, help="where to write model.tar.gz")
+    parser.add_argument("--wheels", default="download",
+                        help="'download' (default: pip download the pinned wheels for the container's Python into "
+                             ".cache/sagemaker-wheels/, needed because the endpoint has no network), a directory "
+                             "of wheels, or 'none' (requirements only: the container needs network access)")
+    args = parser.parse_args(argv)
+    wheels = None if args.wheels == "none" else args.wheels if args.wheels == "download" else Path(args.wheels)
+    try:
+        out = build_model_archive(args.bundle, args.target, args.out, wheels=wheels)
+    except (PackagingError, DetectionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
