@@ -1,7 +1,7 @@
 """Reproducible zips: sorted entries, fixed timestamps and permissions, so the same inputs give the same bytes.
 
 Example:
-    >>> write_reproducible_zip(Path("dist/lambda-local"), Path("dist/lambda-local.zip"))   # doctest: +SKIP
+    >>> write_reproducible_zip(Path("dist/lambda-x86_64"), Path("dist/lambda-x86_64.zip"))   # doctest: +SKIP
 """
 
 from __future__ import annotations
