@@ -212,3 +212,28 @@ def test_a_graph_failing_inside_session_run_is_a_500_with_the_request_id(aws_pac
         served = detect(fn, buffer.getvalue())
         assert served.function_error is None and "detections" in served.json() and not served.cold_start
         assert fn.cold_starts == 1
+
+
+def test_a_full_private_tmp_is_an_init_error_naming_the_fix(aws_package, tmp_path, moto_endpoint):
+    """Without root too: the environment's own /tmp (a tmpfs of EphemeralStorage MB, localaws's sandbox) cannot
+    hold the model; init fails with what to change, every retry fails the same clean way (no partial copy left),
+    and an environment with room (EphemeralStorage raised) serves it."""
+    from tests.support.known_answer import build_known_answer_bundle
+
+    big = tmp_path / "big"
+    bundle = build_known_answer_bundle(big)
+    model = onnx.load(bundle.root / MODEL_FILE)
+    model.graph.initializer.append(numpy_helper.from_array(np.ones(5_000_000, np.float32), "padding"))  # 20 MB
+    onnx.save(model, bundle.root / MODEL_FILE)
+    manifest = json.loads((bundle.root / MANIFEST_FILE).read_text())
+    bundle = write_bundle(big, manifest=manifest, class_map=bundle.class_map)
+    upload(bundle.root, "private-full/")
+    env = {"MODEL_URI": f"s3://{BUCKET}/private-full/", "AWS_ENDPOINT_URL": moto_endpoint,
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_MAX_ATTEMPTS": "1"}
+    with LocalFunction(aws_package.zip_path, env=env, function_name="detect", timeout_s=30, ephemeral_storage_mb=16,
+                       log_path=tmp_path / "full.log") as fn:
+        assert_init_error(detect(fn), "no space left in /tmp/model-bundles")
+        assert_init_error(detect(fn), "no space left in /tmp/model-bundles")
+    with LocalFunction(aws_package.zip_path, env=env, function_name="detect", timeout_s=30, ephemeral_storage_mb=64,
+                       log_path=tmp_path / "roomy.log") as fn:
+        assert_serves(detect(fn))
