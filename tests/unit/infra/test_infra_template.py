@@ -326,6 +326,7 @@ def test_outputs(root_stack):
         "DetectUrl": f"https://{api}.execute-api.us-east-1.amazonaws.com/detect",
         "FunctionName": ref_token("DetectFunction"),
         "FunctionArn": getatt_token("DetectFunction", "Arn"),
+        "InvokedArn": getatt_token("DetectFunction", "Arn"),  # the alias with SnapStart=true
     }
 
 
