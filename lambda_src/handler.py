@@ -8,6 +8,7 @@ once; S3 reads go through ``detection.store``); tests build their own ``Service(
 from __future__ import annotations
 
 import json
+import random
 import sys
 import time
 import traceback
@@ -22,13 +23,17 @@ SETTINGS = Settings.from_env()
 PREFETCH = (BundlePrefetch(SETTINGS.model_uri, cache_dir=SETTINGS.model_cache_dir)
             if SETTINGS.model_uri and not SETTINGS.endpoint_name else None)
 
+import numpy as np  # noqa: E402
+
 from detection import s3jobs, store  # noqa: E402
 from detection.errors import DetectionError, InternalError  # noqa: E402
 from detection.events import JOB_KINDS, Options, Request, answers_http, event_kind, parse_event  # noqa: E402
-from detection.fetch import fetch_bundle  # noqa: E402
+from detection.fetch import confirm_intact, fetch_bundle  # noqa: E402
 from detection.pipeline import BaseDetector, Detector  # noqa: E402
+from detection.remote import RemoteDetector, sagemaker_runtime_client  # noqa: E402
 from detection.response import respond  # noqa: E402
 from detection.telemetry import request_record  # noqa: E402
+from snapshot_restore_py import register_after_restore, register_before_snapshot  # noqa: E402 (Lambda's runtime)
 
 
 def _log(record: dict) -> None:
@@ -52,8 +57,6 @@ class Service:
             if not s.model_uri:
                 raise RuntimeError("MODEL_URI is not set: point it at s3://bucket/prefix/ or a bundle directory")
             if s.endpoint_name:  # Backend=gpu|inferentia: same interface and response, the model runs there
-                from detection.remote import RemoteDetector
-
                 self._detector = RemoteDetector.from_uri(s.model_uri, endpoint_name=s.endpoint_name,
                                                          draft=s.jpeg_draft, max_pixels=s.max_image_pixels)
             else:
@@ -63,6 +66,37 @@ class Service:
                 self._detector = Detector(bundle, threads=s.ort_threads, draft=s.jpeg_draft,
                                           max_pixels=s.max_image_pixels)
         return self._detector
+
+    # -- SnapStart (template SnapStart=true): the runtime calls these around the snapshot of the init phase
+
+    def before_snapshot(self) -> None:
+        """Load the model and run it once, so every environment restored from the snapshot starts warm
+        (ONNX Runtime allocates its buffers on the first run)."""
+        if not self.settings.model_uri:
+            return
+        detector = self.detector()
+        if isinstance(detector, Detector):
+            spec = detector.manifest.input
+            detector.detect_array(np.full((spec.height, spec.width, 3), 114, np.uint8))
+        _log({"level": "INFO", "message": "before_snapshot", "model": detector.model_info})
+
+    def after_restore(self) -> None:
+        """What a restored snapshot needs: fresh clients (connections and credentials were captured in the
+        snapshot), fresh randomness (every restored copy would repeat the same sequence), and the bundle in
+        /tmp confirmed intact (a stat against the marker written when it was verified, a re-hash without one);
+        a damaged bundle is dropped so this environment loads it again on its next request."""
+        store.reset_client()
+        random.seed()
+        np.random.seed()
+        detector, intact = self._detector, None
+        if isinstance(detector, RemoteDetector):
+            detector.client = sagemaker_runtime_client()
+        elif isinstance(detector, Detector):
+            intact = confirm_intact(detector.bundle, cache_dir=self.settings.model_cache_dir)
+            if not intact:
+                self._detector = None
+        _log({"level": "INFO" if intact is not False else "WARNING", "message": "after_restore",
+              "bundle_intact": intact})
 
     def detect(self, request: Request) -> dict:
         detector = self.detector()
@@ -148,6 +182,10 @@ SERVICE = Service(SETTINGS, prefetch=PREFETCH)
 
 def handler(event, context):
     return SERVICE.handle(event, context)
+
+
+register_before_snapshot(SERVICE.before_snapshot)
+register_after_restore(SERVICE.after_restore)
 
 
 if SERVICE.settings.model_uri:

@@ -177,6 +177,7 @@ def lambda_environment(
     runtime_api: str,
     python_version: str,
     user_env: Mapping[str, str],
+    snap_start: bool = False,
 ) -> dict[str, str]:
     """The variables Lambda sets, then the function's own; the runtime-owned ones cannot be overridden."""
     env = {
@@ -187,7 +188,7 @@ def lambda_environment(
         "AWS_LAMBDA_FUNCTION_NAME": function_name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start" if snap_start else "on-demand",
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": datetime.now(timezone.utc).strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex,
         "AWS_REGION": region,
@@ -224,6 +225,8 @@ class LocalFunction:
         ephemeral_storage_mb: the size of the environment's private /tmp (a tmpfs in its own mount namespace).
         arch / python: the Lambda-equivalent interpreter that runs it (:mod:`lambda_python`; arm64 under qemu).
         log_path: where the environment's stdout/stderr and START/END/REPORT lines go (appended).
+        snap_start: start as a SnapStart environment: init, before-snapshot hooks, (snapshot,) restore,
+            after-restore hooks, then invocations; ``lifecycle`` records the order the runtime went through.
     """
 
     def __init__(
@@ -243,6 +246,7 @@ class LocalFunction:
         arch: str = "x86_64",
         python: LambdaPython | None = None,
         cache_root: Path = DEFAULT_CACHE_ROOT,
+        snap_start: bool = False,
     ):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
@@ -256,6 +260,7 @@ class LocalFunction:
             raise ValueError(f"memory_mb must be 128..10240 and ephemeral_storage_mb 16..10240 (Lambda allows "
                              f"512..10240), got {memory_mb} and {ephemeral_storage_mb}")
         self.function_name = function_name
+        self.snap_start = snap_start
         self.region = region
         self.function_arn = function_arn or f"arn:aws:lambda:{region}:000000000000:function:{function_name}"
         self.python = python or ensure_interpreter(arch)
@@ -273,6 +278,7 @@ class LocalFunction:
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._server: RuntimeApiServer | None = None
+        self._stopped_lifecycle: list[str] = []
         self._closed = False
         self._max_rss_bytes = 0
         self.invocations = 0
@@ -291,6 +297,11 @@ class LocalFunction:
         """The execution environment's process id while it is alive (warm), else None."""
         return self._process.pid if self._alive() else None
 
+    @property
+    def lifecycle(self) -> list[str]:
+        """This environment's steps so far ("snapshot", "restore", "invoke" per invocation picked up)."""
+        return list(self._server.lifecycle) if self._server is not None else list(self._stopped_lifecycle)
+
     def _alive(self) -> bool:
         return self._process is not None and self._process.poll() is None and self._server is not None \
             and not self._server.init_failed.is_set()
@@ -305,7 +316,7 @@ class LocalFunction:
         env = lambda_environment(
             function_name=self.function_name, handler=self.handler, memory_mb=self.memory_mb, region=self.region,
             task_root=self.package_dir, runtime_dir=self.runtime_dir, runtime_api=self._server.address,
-            python_version=self.python_version, user_env=self.env,
+            python_version=self.python_version, user_env=self.env, snap_start=self.snap_start,
         )
         model_uri = self.env.get("MODEL_URI", "")
         sandbox = {"task_root": str(self.package_dir), "tmp_mb": self.ephemeral_storage_mb,
@@ -329,6 +340,7 @@ class LocalFunction:
             process.wait(timeout=10)
         server, self._server = self._server, None
         if server is not None:
+            self._stopped_lifecycle = list(server.lifecycle)  # still readable after an init or restore error
             server.close()
 
     def close(self) -> None:

@@ -34,6 +34,11 @@ ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 _NEXT = re.compile(rf"^/{API_VERSION}/runtime/invocation/next$")
 _RESULT = re.compile(rf"^/{API_VERSION}/runtime/invocation/(?P<id>[^/]+)/(?P<kind>response|error)$")
 _INIT_ERROR = re.compile(rf"^/{API_VERSION}/runtime/init/error$")
+# SnapStart (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start): the runtime runs its before-snapshot hooks, then asks
+# for restore/next, which answers once the environment is restored; after-restore hooks run next, then
+# invocation/next. A failing after-restore hook is reported on restore/error.
+_RESTORE_NEXT = re.compile(rf"^/{API_VERSION}/runtime/restore/next$")
+_RESTORE_ERROR = re.compile(rf"^/{API_VERSION}/runtime/restore/error$")
 
 
 @dataclass
@@ -89,6 +94,7 @@ class RuntimeApiServer:
         self.ready = threading.Event()  # the runtime finished init and asked for work
         self.init_error: InitError | None = None
         self.init_failed = threading.Event()
+        self.lifecycle: list[str] = []  # "snapshot", "restore", "invoke": the order the runtime went through
         self._by_id: dict[str, Invocation] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -119,6 +125,11 @@ class RuntimeApiServer:
 
     # -- request handling (called from the HTTP handler threads)
 
+    def _restore(self) -> None:
+        """The snapshot is taken when the runtime asks for restore/next (its before-snapshot hooks are done);
+        locally the same process goes on as the restored environment."""
+        self.lifecycle += ["snapshot", "restore"]
+
     def _next_invocation(self) -> Invocation | None:
         self.ready.set()
         while not self._closed:
@@ -130,6 +141,7 @@ class RuntimeApiServer:
                 continue  # a sentinel, or an invocation already timed out before pickup
             invocation.deadline_ms = int((time.time() + invocation.timeout_s) * 1000)
             invocation.dispatched.set()
+            self.lifecycle.append("invoke")
             return invocation
         return None
 
@@ -179,6 +191,9 @@ class RuntimeApiServer:
                 return self.rfile.read(length) if length else b""
 
             def do_GET(self):
+                if _RESTORE_NEXT.match(self.path):
+                    server._restore()
+                    return self._send(HTTPStatus.OK, b"", {"Content-Type": "application/json"})
                 if not _NEXT.match(self.path):
                     return self._send(HTTPStatus.NOT_FOUND, _json({"errorMessage": f"unknown path {self.path}"}))
                 invocation = server._next_invocation()
@@ -202,6 +217,8 @@ class RuntimeApiServer:
                     status, reply = server._complete(match["id"], match["kind"], body, error_type)
                 elif _INIT_ERROR.match(self.path):
                     status, reply = server._record_init_error(body, error_type)
+                elif _RESTORE_ERROR.match(self.path):
+                    status, reply = server._record_init_error(body, error_type or "Runtime.RestoreError")
                 else:
                     status, reply = HTTPStatus.NOT_FOUND, {"errorMessage": f"unknown path {self.path}"}
                 self._send(status, _json(reply), {"Content-Type": "application/json"})
