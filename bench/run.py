@@ -159,6 +159,11 @@ def run_worker(*, mode: str, package_dir: Path, model_dir: Path | str, images: d
     shipped. ``bytecode=False`` also hides the package's ``.pyc`` (an empty ``pycache_prefix``): every import
     compiles, as it does on Lambda for a package built without an interpreter of the target's version.
     """
+    from localaws.runtime_env import ensure_runtime_dir
+
+    python = ensure_interpreter("x86_64")
+    # Lambda's /var/runtime (awslambdaric, boto3, snapshot_restore_py) is on every function's path
+    settings.setdefault("runtime_dir", str(ensure_runtime_dir(python)))
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as scratch:
         result_path = Path(scratch) / "result.json"
         config = {"mode": mode, "package_dir": str(package_dir), "result": str(result_path),
@@ -169,7 +174,6 @@ def run_worker(*, mode: str, package_dir: Path, model_dir: Path | str, images: d
                      "MODEL_CACHE_DIR": str(Path(scratch) / "cache"), "LANG": "C.UTF-8", **(env or {})}
         started = time.perf_counter()
         flags = ["-I", "-S", "-B"] + ([] if bytecode else ["-X", f"pycache_prefix={Path(scratch) / 'pycache'}"])
-        python = ensure_interpreter("x86_64")
         proc = subprocess.run(python.command(*flags, str(WORKER), str(config_path)), env=python.env(child_env),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=1800)
         wall = time.perf_counter() - started

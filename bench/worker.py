@@ -124,7 +124,7 @@ def main() -> int:
     with open(sys.argv[1]) as handle:
         config = json.load(handle)
     sys.path.insert(0, config["package_dir"])
-    if config.get("runtime_dir"):  # Lambda's /var/runtime (boto3), after the package as on Lambda
+    if config.get("runtime_dir"):  # Lambda's /var/runtime, after the package as on Lambda
         sys.path.append(config["runtime_dir"])
     result = {"cold": cold, "cold_overlapped": cold_overlapped, "warm": warm}[config["mode"]](config)
     result["torch_importable"] = importlib.util.find_spec("torch") is not None
