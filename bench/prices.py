@@ -82,3 +82,30 @@ def express_usd(*, duration_ms: float, memory_mb: int = SFN_EXPRESS_MEMORY_STEP_
     steps_mb = math.ceil(memory_mb / SFN_EXPRESS_MEMORY_STEP_MB) * SFN_EXPRESS_MEMORY_STEP_MB
     seconds = max(duration_ms, SFN_EXPRESS_MIN_MS) / 1000.0
     return SFN_EXPRESS_REQUEST_USD + steps_mb / 1024.0 * seconds * SFN_EXPRESS_GB_SECOND_USD
+
+
+# ---------------------------------------------------------------- beyond on-demand Lambda (cost guide, README)
+# Published us-east-1 list prices as last read from the pages named; not re-checked online on 2026-12-02 (this
+# machine has no internet): check them before quoting.
+OTHER_PRICES_SOURCE = ("https://aws.amazon.com/lambda/pricing/ (Provisioned Concurrency, SnapStart), "
+                       "https://aws.amazon.com/sagemaker/pricing/ (real-time inference)")
+# Provisioned concurrency: per GB-s kept provisioned, and the (lower) duration price while it serves.
+PROVISIONED_GB_SECOND_USD = {"x86_64": 0.0000041667, "arm64": 0.0000033334}
+PROVISIONED_DURATION_GB_SECOND_USD = {"x86_64": 0.0000097222, "arm64": 0.0000077778}
+# SnapStart (Python): the cached snapshot per GB-s while the version is active (3 h minimum), and per GB restored.
+SNAPSTART_CACHE_GB_SECOND_USD = 0.0000015046
+SNAPSTART_RESTORE_GB_USD = 0.0001397998
+# The gpu backend's default endpoint instance (infra/gpu.yaml), always on (real-time endpoints keep >= 1).
+GPU_INSTANCE = "ml.g4dn.xlarge"
+GPU_INSTANCE_USD_PER_HOUR = 0.7364
+
+
+def break_even_images_per_hour(*, lambda_usd_per_million: float,
+                               instance_usd_per_hour: float = GPU_INSTANCE_USD_PER_HOUR) -> float:
+    """Traffic above which one always-on endpoint instance costs less than Lambda per image.
+
+    Example:
+        >>> round(break_even_images_per_hour(lambda_usd_per_million=7.364))
+        100000
+    """
+    return instance_usd_per_hour / (lambda_usd_per_million / 1_000_000)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from . import costguide
+
 GOALS = {  # issue 7 goals: (figure, comparison, target)
     "ort_over_eager_speedup": (">=", 2.0),
     "handler_1080p_over_session_run": ("<=", 1.08),
@@ -60,6 +62,15 @@ TUNING_LOG = [
     "| ORT `session.disable_prepacking`, memory pattern off, model in ORT format: D-FINE-S 640 fresh-process "
     "imports + session + first run | 0.79-0.83 s | 0.76-0.80 / 0.77-0.83 / 0.77-0.83 s | no (noise) |",
     "| ORT `session.set_denormal_as_zero`, D-FINE-S 384, 1 thread | 212.8 ms | 216.3 ms | no |",
+    "| (2026-12-02, issue 18) JPEG DCT scaling incl. libjpeg's 3/8 (Pillow's draft stops at 1/2): decode + "
+    "preprocess, paired A/B | 4K -> 640 stretch 57.0 ms; 1080p -> 384 stretch 21.0 ms; 1080p -> 640 letterbox "
+    "40.7 ms | 0.85x; 0.88x; 0.92x (1080p -> 640 stretch: no DCT scaling stays 640 high, unchanged) | yes |",
+    "| (issue 18) decode without the RGB pack copy (Pillow's RGBX buffer read zero-copy through the Arrow C "
+    "interface), resize reading RGBX | decode 12.3 ms; decode + 1080p -> 640 resize 37.4 ms | decode 0.82x but "
+    "decode + resize 1.23x (the strided RGBX band conversion costs more than the copy) | no |",
+    "| (issue 18) column pass on planes instead of 3x3-expanded interleaved weights (a third of the multiply-adds) "
+    "| 1080p -> 640 resize 14.5 ms | 1.15-1.29x slower (the planar transpose) | no |",
+    "| (issue 18) resize scratch buffers kept across requests | 11.9 ms | 11.9 ms (1.02x) | no |",
     "",
     "Profile of D-FINE-S 640 (ORT, 1 thread): Conv 57 %, Gemm 19 %, Concat 4.5 %, GridSample 4 %: the graph "
     "is compute-bound, so session options cannot close the remaining gap to 2x over eager.",
@@ -211,6 +222,21 @@ def markdown(results: dict, *, chart_name: str | None) -> str:
                        f"{c['onnxruntime_s']:.3f} | {c['detection_s']:.3f} | {c['imports_s']:.3f} | {c['init_s']:.3f} | "
                        f"{c['first_invoke_s']:.3f} | {c['imports_plus_session_plus_first_run_s']:.3f} | "
                        f"{c['process_wall_s']:.3f} |")
+    fetched = [m for m in results["models"] if "cold_start_fetch" in m]
+    if fetched:
+        out += ["", "## Cold start with the fetch (s, median of fresh processes; empty /tmp, bundle on a local S3)", "",
+                "A new environment: MODEL_URI on a moto S3 server, nothing in /tmp. `sequential`: numpy, Pillow, "
+                "onnxruntime and the pipeline imported first, then the handler downloads (the order before the "
+                "prefetch thread); `overlapped`: the handler imported first, its download thread overlapping the "
+                "imports. Both hash the model while it downloads; `second hash pass` is the read that saves. "
+                "From process start to the first 1080p response (runs alternate; the ratio is paired).", "",
+                "| model | bundle (MiB) | second hash pass | sequential | overlapped | overlapped / sequential |",
+                "|---|---|---|---|---|---|"]
+        for model in fetched:
+            f = model["cold_start_fetch"]
+            out.append(f"| {model['model']} | {f['bundle_mib']} | {f['second_hash_pass_s']:.3f} | "
+                       f"{f['sequential']['median']['since_process_start_s']:.3f} | "
+                       f"{f['overlapped']['median']['since_process_start_s']:.3f} | {f['overlapped_over_sequential']}x |")
     out += ["", "## Package size (MiB; the model is not in the package: it comes from MODEL_URI)", "",
             "| build | zipped | unzipped | within 50 / 150 MiB | byte code |", "|---|---|---|---|---|"]
     for arch, size in results.get("packages", {}).items():
@@ -288,4 +314,7 @@ def write_reports(results: dict, *, out_dir: Path, markdown_path: Path | None) -
             chart_name = chart_path.name
         markdown_path.write_text(markdown(results, chart_name=chart_name))
         written["markdown"] = markdown_path
+        guide_path = markdown_path.parent / "COST_GUIDE.md"
+        guide_path.write_text(costguide.markdown(results))
+        written["cost_guide"] = guide_path
     return written
