@@ -122,3 +122,13 @@ def test_the_local_engine_keeps_what_the_definition_asks(template):
     assert found.writer_config == {"OutputType": "JSON", "Transformation": "COMPACT"}
     assert found.tolerated_percentage_declared and not found.tolerated_count_declared
     assert "ItemBatcher" not in lowered and ref_token("DetectFunction") not in lowered
+
+
+def test_with_snapstart_uploads_and_batches_invoke_the_live_alias(template):
+    stack = StackView(template, {**INPUT, "SnapStart": "true"})
+    notification = stack.resolve(stack.resources["InputBucket"]["Properties"])["NotificationConfiguration"]
+    assert notification["LambdaConfigurations"][0]["Function"] == ref_token("DetectAlias")
+    assert stack.resolve(stack.resources["DetectEventInvokeConfig"]["Properties"])["Qualifier"] == "live"
+    assert stack.resolve(stack.resources["S3InvokePermission"]["Properties"])["FunctionName"] == ref_token("DetectAlias")
+    task = _definition(template, SnapStart="true")["States"]["Detect"]["ItemProcessor"]["States"]["DetectBatch"]
+    assert task["Parameters"]["FunctionName"] == ref_token("DetectAlias")
