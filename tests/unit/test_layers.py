@@ -18,8 +18,9 @@ REPO = Path(__file__).resolve().parents[2]
 RANKS = {
     "detection": 0, "handler": 1,                                   # serving: the Lambda package
     "lambda_python": 1,                                             # the Lambda-equivalent interpreter
+    "sagemaker_entry": 1,                                           # serving in the SageMaker container
     "zoo": 2,                                                       # what each torch detector family is
-    "lambda_build": 2, "sagemaker_entry": 2, "packaging": 2,        # pack the serving code
+    "lambda_build": 2, "packaging": 2,                              # pack the serving code
     "localaws": 2,                                                  # the local AWS the deployer can target
     "export": 3, "train": 3,                                        # the torch side, independent of each other
     "deployer": 4, "bench": 4, "batch": 4,                          # tools on top
