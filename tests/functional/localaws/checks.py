@@ -708,7 +708,10 @@ def lambda_async_invoke(session: Any, endpoint: str) -> tuple[bool, str]:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", FAILING_HANDLER)
-    attempts_file = os.path.join(tempfile.mkdtemp(), "attempts")
+    # not under /tmp: each local Lambda environment gets a private /tmp, so the count must live outside it
+    scratch = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", ".cache", "checks")
+    os.makedirs(scratch, exist_ok=True)
+    attempts_file = os.path.join(tempfile.mkdtemp(dir=scratch), "attempts")
     name, client, sqs = _name("failing"), session.client("lambda"), session.client("sqs")
     queue_url = sqs.create_queue(QueueName=_name("dlq"))["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
