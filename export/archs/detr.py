@@ -33,7 +33,8 @@ def reinit_for_parity(model: nn.Module, family: DetrFamily, *, seed: int = 0,
 
     Hugging Face's init leaves features near zero, all class scores at the prior and every box equal to its
     anchor: top-k then picks among exact ties and ONNX Runtime and eager legitimately choose different
-    queries. Kaiming-normal convolutions (BatchNorm is identity at init) and perturbed box heads spread
+    queries. Kaiming-normal convolutions behind identity BatchNorm (transformers' generic init draws RT-DETR's
+    BatchNorm weights near 0, which collapses its encoder to a constant) and perturbed box heads spread
     features and boxes; the class heads are then calibrated on one noise image so the logits have
     ``logit_mean`` / ``logit_std``: few confident detections, distinct scores.
     """
@@ -43,6 +44,9 @@ def reinit_for_parity(model: nn.Module, family: DetrFamily, *, seed: int = 0,
         for module in model.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
         for layer in box_heads:
             nn.init.normal_(layer.weight, std=0.2, generator=generator)
         for layer in class_heads:
@@ -55,8 +59,8 @@ def reinit_for_parity(model: nn.Module, family: DetrFamily, *, seed: int = 0,
         for layer in class_heads:
             layer.weight.mul_(gain)
             layer.bias.fill_(shift)
-    return {"random_init": f"kaiming-normal convolutions, box head std 0.2, class logits calibrated to "
-                           f"mean {logit_mean} std {logit_std}", "seed": seed}
+    return {"random_init": f"kaiming-normal convolutions, identity BatchNorm, box head std 0.2, class logits "
+                           f"calibrated to mean {logit_mean} std {logit_std}", "seed": seed}
 
 
 def _class_map_from_config(config) -> dict[int, str]:
