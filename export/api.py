@@ -18,14 +18,17 @@ from typing import Any, Callable, Mapping, Sequence
 from detection.bundle import Bundle, write_bundle
 from detection.manifest import MANIFEST_FILE, Preprocessing
 from detection.errors import BundleError
+from detection.session import optimize_for_serving
 
 from . import archs
+from .byo import byo_manifest
 from .checkpoint import load_checkpoint
 from .classes import parse_classes
 from .errors import ExportError, ParityError
 from .images import ParityImage, default_parity_images
 from .onnx_io import OPSET, export_onnx
 from .parity import Tolerances, run_parity_gate, smoke_check
+from .upload import upload_bundle
 
 PARITY_FAILED_FILE = "parity_failed.json"
 Progress = Callable[[str], None]
@@ -195,8 +198,6 @@ def export_bundle(
     images = list(parity_images) if parity_images is not None else default_parity_images()
     overrides = _overrides(preprocessing)
     if arch == "onnx":
-        from .byo import byo_manifest
-
         if onnx_path is None:
             raise ExportError("--arch onnx needs --onnx model.onnx")
         started = time.perf_counter()
@@ -248,14 +249,10 @@ def export_bundle(
     bundle = _write(out, manifest, bundle.class_map)
     say(f"bundle written to {out} (model sha256 {bundle.manifest.model_sha256[:12]})")
     if optimize:
-        from detection.session import optimize_for_serving
-
         optimized = optimize_for_serving(bundle.root)
         say(f"pre-optimized model for serving: {optimized.name} (used when the Lambda's onnxruntime and CPU "
             "architecture match this machine's)")
     if upload:
-        from .upload import upload_bundle
-
         uri = upload_bundle(bundle, upload, progress=say)
         say(f"uploaded to {uri}")
     return bundle

@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 from . import archs
+from .api import bundle_name, export_bundle
 from .errors import ExportError
+from .images import load_parity_images
 from .parity import Tolerances
 
 
@@ -81,9 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         if not args.quiet:
             print(f"[{time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-    from .api import bundle_name, export_bundle
-    from .images import load_parity_images
 
     try:
         if args.arch is None and not (args.weights not in ("default", "none") and Path(args.weights).is_file()):
