@@ -44,7 +44,7 @@ def enter_sandbox(config: dict) -> None:
             with open(f"/proc/self/{name}", "w") as handle:
                 handle.write(text)
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
-    under_tmp = sorted({os.path.realpath(path) for path in config["carry"]
+    under_tmp = sorted({os.path.realpath(path) for path in _with_link_targets(config["carry"])
                         if os.path.realpath(path).startswith("/tmp/") and os.path.exists(path)})
     carried = [path for path in under_tmp if not any(path.startswith(other + "/") for other in under_tmp)]
     # hold each /tmp path open before the tmpfs hides it, then bind it back from /proc/self/fd
@@ -61,6 +61,16 @@ def enter_sandbox(config: dict) -> None:
     task_root = os.path.realpath(config["task_root"])
     if not any(task_root == path or task_root.startswith(path + "/") for path in carried):
         _bind_read_only(libc, task_root, task_root)
+
+
+def _with_link_targets(paths: list[str]) -> list[str]:
+    """The carried paths plus where a carried folder's own symlinks point (a package folder may link the entries
+    of another one, e.g. a checkout under /tmp): without them the links would dangle under the new /tmp."""
+    found = list(paths)
+    for path in paths:
+        if os.path.isdir(path):
+            found += [os.path.realpath(entry.path) for entry in os.scandir(path) if entry.is_symlink()]
+    return found
 
 
 def main() -> None:

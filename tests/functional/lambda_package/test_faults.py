@@ -9,7 +9,6 @@ import base64
 import io
 import json
 import subprocess
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,8 +23,8 @@ from detection.bundle import write_bundle
 from detection.manifest import CLASS_MAP_FILE, MANIFEST_FILE, MODEL_FILE
 from localaws.lambda_runtime import LocalFunction
 from tests.conftest import load_event
-from tests.functional.lambda_package.conftest import REPO_ROOT
 from tests.support.fault_proxy import FaultProxy
+from tests.support.scratch import shared_dir
 
 BUCKET = "fault-models"
 
@@ -127,8 +126,7 @@ def test_a_bad_bundle_is_an_init_error_and_a_fixed_one_is_served(aws_package, kn
 def tiny_tmp():
     """A real 256 KiB tmpfs (root only: skipped elsewhere, with the reason). Outside /tmp: each execution
     environment gets a /tmp of its own (localaws's sandbox), which would hide one mounted there."""
-    (REPO_ROOT / ".cache").mkdir(exist_ok=True)
-    mount = Path(tempfile.mkdtemp(prefix="tiny-tmp-", dir=REPO_ROOT / ".cache"))
+    mount = shared_dir("tiny-tmp-")
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True,
                             text=True)
     if result.returncode != 0:

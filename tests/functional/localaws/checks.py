@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import botocore.exceptions
 
+from tests.support.scratch import shared_dir
+
 Check = Callable[[Any, str], "tuple[bool, str]"]
 ROLE_ARN = "arn:aws:iam::123456789012:role/any"
 
@@ -701,17 +703,13 @@ def handler(event, context):
 
 def lambda_async_invoke(session: Any, endpoint: str) -> tuple[bool, str]:
     import os
-    import tempfile
     import time
 
     role_arn = _role(session)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", FAILING_HANDLER)
-    # not under /tmp: each local Lambda environment gets a private /tmp, so the count must live outside it
-    scratch = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", ".cache", "checks")
-    os.makedirs(scratch, exist_ok=True)
-    attempts_file = os.path.join(tempfile.mkdtemp(dir=scratch), "attempts")
+    attempts_file = os.path.join(shared_dir("async-attempts-"), "attempts")  # the function's /tmp is its own
     name, client, sqs = _name("failing"), session.client("lambda"), session.client("sqs")
     queue_url = sqs.create_queue(QueueName=_name("dlq"))["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
