@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from detection.s3jobs import Layout
+from detection.store import split_s3_uri
 
 from .results import RunCounts, coco_detections, fetch_results, read_run
 
@@ -41,12 +42,10 @@ def parse_s3_prefix(uri: str) -> tuple[str, str]:
         >>> parse_s3_prefix("s3://photos-in/images/2026/")
         ('photos-in', 'images/2026/')
     """
-    if not uri.startswith("s3://"):
-        raise BatchError(f"{uri!r} is not an s3://bucket/prefix/ URI")
-    bucket, _, prefix = uri[5:].partition("/")
-    if not bucket:
-        raise BatchError(f"{uri!r} has no bucket")
-    return bucket, prefix
+    try:
+        return split_s3_uri(uri)
+    except ValueError:
+        raise BatchError(f"{uri!r} is not an s3://bucket/prefix/ URI") from None
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -21,6 +21,8 @@ from typing import Any
 from moto.applicationautoscaling.models import applicationautoscaling_backends
 from moto.core.common_models import CloudFormationModel
 
+from .cfn_models import AttributeModel
+
 
 def _backend(account_id: str, region_name: str) -> Any:
     return applicationautoscaling_backends[account_id][region_name]
@@ -55,8 +57,10 @@ def _require_sagemaker_variant(*, resource_id: str, account_id: str, region_name
         raise ValueError("ValidationException", f"The endpoint variant {resource_id} does not exist")
 
 
-class CfnScalableTarget(CloudFormationModel):
+class CfnScalableTarget(AttributeModel, CloudFormationModel):
     """``AWS::ApplicationAutoScaling::ScalableTarget``: Ref = ``resource-id|dimension|namespace``."""
+
+    CFN_ATTRIBUTES = {"Id": "physical_resource_id"}
 
     def __init__(self, *, namespace: str, resource_id: str, dimension: str):
         self.namespace = namespace
@@ -70,17 +74,6 @@ class CfnScalableTarget(CloudFormationModel):
     @property
     def physical_resource_id(self) -> str:
         return target_id(namespace=self.namespace, resource_id=self.resource_id, dimension=self.dimension)
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Id"
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
-
-        if attribute_name == "Id":
-            return self.physical_resource_id
-        raise UnformattedGetAttTemplateException()
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[override]
@@ -112,8 +105,10 @@ class CfnScalableTarget(CloudFormationModel):
             backend.deregister_scalable_target(self.namespace, self.resource_id, self.dimension)
 
 
-class CfnScalingPolicy(CloudFormationModel):
+class CfnScalingPolicy(AttributeModel, CloudFormationModel):
     """``AWS::ApplicationAutoScaling::ScalingPolicy``: Ref = policy ARN; GetAtt Arn."""
+
+    CFN_ATTRIBUTES = {"Arn": "arn"}
 
     def __init__(self, *, arn: str, name: str, namespace: str, resource_id: str, dimension: str):
         self.arn = arn
@@ -129,17 +124,6 @@ class CfnScalingPolicy(CloudFormationModel):
     @property
     def physical_resource_id(self) -> str:
         return self.arn
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Arn"
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
-
-        if attribute_name == "Arn":
-            return self.arn
-        raise UnformattedGetAttTemplateException()
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[override]

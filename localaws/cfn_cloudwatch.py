@@ -17,6 +17,8 @@ from typing import Any
 from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat, cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
 
+from .cfn_models import AttributeModel
+
 
 def _optional_int(value: Any) -> int | None:
     return None if value in (None, "") else int(value)
@@ -42,8 +44,10 @@ def metric_queries(metrics: list[dict] | None) -> list[MetricDataQuery] | None:
     return queries
 
 
-class CfnAlarm(CloudFormationModel):
+class CfnAlarm(AttributeModel, CloudFormationModel):
     """``AWS::CloudWatch::Alarm``: Ref = alarm name."""
+
+    CFN_ATTRIBUTES = {"Arn": "arn"}
 
     def __init__(self, *, name: str, arn: str):
         self.name = name
@@ -60,17 +64,6 @@ class CfnAlarm(CloudFormationModel):
     @property
     def physical_resource_id(self) -> str:
         return self.name
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Arn"
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
-
-        if attribute_name == "Arn":
-            return self.arn
-        raise UnformattedGetAttTemplateException()
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[override]
