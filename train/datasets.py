@@ -105,8 +105,8 @@ def clip_box(box: Sequence[float], *, width: int, height: int, where: str, repor
         raise DatasetError(f"{where}: box {list(box)} has a non-finite coordinate")
     if x2 < x1 or y2 < y1:
         raise DatasetError(f"{where}: box {list(box)} has x2 < x1 or y2 < y1 (expected xmin, ymin, xmax, ymax)")
-    clipped = (min(max(x1, 0.0), width), min(max(y1, 0.0), height),
-               min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+    clipped = (min(max(x1, 0.0), float(width)), min(max(y1, 0.0), float(height)),
+               min(max(x2, 0.0), float(width)), min(max(y2, 0.0), float(height)))
     if clipped[2] - clipped[0] < min_box_size or clipped[3] - clipped[1] < min_box_size:
         report.dropped += 1
         report.warnings.append(f"{where}: box {list(box)} lies outside the {width}x{height} image; dropped")

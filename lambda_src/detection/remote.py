@@ -55,8 +55,8 @@ def resize_for_model(array: np.ndarray, *, manifest: Manifest,
     Example:
         >>> from detection.manifest import example_manifest, parse_manifest
         >>> small, g = resize_for_model(np.zeros((480, 640, 3), np.uint8), manifest=parse_manifest(example_manifest()))
-        >>> small.shape, small.dtype.name, g.pad_y
-        ((480, 640, 3), 'uint8', 80)
+        >>> small.shape, small.dtype.name, (g.pad_x, g.pad_y)  # letterbox pads bottom/right by default
+        ((480, 640, 3), 'uint8', (0, 0))
     """
     spec = manifest.preprocessing
     geometry = geometry_for(array, spec=spec, input_spec=manifest.input, original_size=original_size)
