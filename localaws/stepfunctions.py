@@ -21,6 +21,8 @@ what this module adds (each measured by tests/functional/localaws/checks.py on a
   ``http://localhost:$MOTO_PORT``; ``moto_server`` and ``localaws.server`` both set MOTO_PORT to their port.)
 - State machines created by CloudFormation land in moto's non-executing backend (StartExecution then fails
   with StateMachineDoesNotExist): here in the executing one, with ``StateMachineType``; and execution is on.
+- A finishing execution shows ``SUCCEEDED`` before its output is set, so a poller can read a succeeded
+  execution without ``output`` (seen in CI): here the output is set first, as AWS never shows one without it.
 
 Only Map states at the top level or nested in Map states are lowered (not inside Parallel branches).
 
@@ -479,3 +481,19 @@ def fix_cloudformation_state_machines() -> None:
 
     models.StateMachine.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
     models.StateMachine.delete_from_cloudformation_json = classmethod(delete_from_cloudformation_json)
+    _install(_patch_output_before_status)
+
+
+def _patch_output_before_status() -> None:
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
+    from moto.stepfunctions.parser.backend import execution
+
+    reflect = execution.BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def _reflect_execution_status(self: Any) -> None:
+        worker_env = self.execution.exec_worker.env
+        if isinstance(worker_env.program_state(), ProgramEnded):
+            self.execution.output = worker_env.states.get_input()
+        reflect(self)
+
+    execution.BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status

@@ -539,6 +539,11 @@ def _map_with_states(states: dict, **fields: Any) -> dict:
     return definition
 
 
+def _output(described: dict) -> Any:
+    """The execution's output, or None when it has none (stock moto can show SUCCEEDED before setting it)."""
+    return json.loads(described["output"]) if "output" in described else None
+
+
 def _execution_outcome(described: dict) -> str:
     return f"{described['status']} {described.get('error', '')} {described.get('output', '')[:200]}"
 
@@ -564,7 +569,7 @@ def stepfunctions_cloudformation(session: Any, endpoint: str) -> tuple[bool, str
             time.sleep(0.1)
     except Exception as error:  # noqa: BLE001 - any API failure is a failed check
         return False, f"failed: {error}"
-    return described["status"] == "SUCCEEDED" and json.loads(described["output"]) == {"greeting": "hi"}, \
+    return described["status"] == "SUCCEEDED" and _output(described) == {"greeting": "hi"}, \
         _execution_outcome(described)
 
 
@@ -589,7 +594,9 @@ def stepfunctions_list_pagination(session: Any, endpoint: str) -> tuple[bool, st
         return False, f"failed: {str(error)[:300]}"
     if described["status"] != "SUCCEEDED":
         return False, _execution_outcome(described)
-    keys = [item["Key"] for item in json.loads(described["output"])]
+    if _output(described) is None:
+        return False, "SUCCEEDED without output"
+    keys = [item["Key"] for item in _output(described)]
     return len(keys) == PAGINATION_OBJECTS and len(set(keys)) == PAGINATION_OBJECTS, f"{len(keys)} items processed"
 
 
@@ -602,7 +609,7 @@ def stepfunctions_item_batcher(session: Any, endpoint: str) -> tuple[bool, str]:
         return False, f"failed: {str(error)[:300]}"
     if described["status"] != "SUCCEEDED":
         return False, _execution_outcome(described)
-    batches = json.loads(described["output"])
+    batches = _output(described)
     expected = [{"Items": list(range(start, min(start + 10, 25))), "BatchInput": {"tag": "t1"}} for start in (0, 10, 20)]
     return batches == expected, f"batches {batches}"
 
@@ -615,7 +622,7 @@ def stepfunctions_express_children(session: Any, endpoint: str) -> tuple[bool, s
         described = _run_machine(session, definition, {"items": [1, 2, 3]})
     except Exception as error:  # noqa: BLE001 - any API failure is a failed check
         return False, f"failed: {str(error)[:300]}"
-    return described["status"] == "SUCCEEDED" and json.loads(described["output"]) == [1, 2, 3], \
+    return described["status"] == "SUCCEEDED" and _output(described) == [1, 2, 3], \
         _execution_outcome(described)
 
 
@@ -629,7 +636,7 @@ def stepfunctions_result_writer(session: Any, endpoint: str) -> tuple[bool, str]
         described = _run_machine(session, definition, {"items": [1, 3, 4]})
         if described["status"] != "SUCCEEDED":
             return False, _execution_outcome(described)
-        key = json.loads(described["output"])["ResultWriterDetails"]["Key"]
+        key = _output(described)["ResultWriterDetails"]["Key"]
         s3 = session.client("s3")
         manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         files = {status: [json.loads(s3.get_object(Bucket=bucket, Key=f["Key"])["Body"].read()) for f in entries]
