@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 import zipfile
 from typing import Any, Callable
@@ -447,8 +448,6 @@ Resources:
 
 def conditional_updates(session: Any, endpoint: str) -> tuple[bool, str]:
     """Update a parameter that an uncreated conditional resource references, then turn the condition on."""
-    import time
-
     cfn = session.client("cloudformation")
     statuses = []
     try:
@@ -502,18 +501,23 @@ def _enable_execution(endpoint: str) -> None:
 
 def _run_machine(session: Any, definition: dict, execution_input: Any, *, timeout_s: float = 90) -> dict:
     """Create a state machine, run it once, return the finished execution (raises on API errors)."""
-    import time
-
     sfn = session.client("stepfunctions")
     arn = sfn.create_state_machine(name=_name("check"), definition=json.dumps(definition), roleArn=SFN_ROLE)[
         "stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input))["executionArn"]
+    return _finished(sfn, execution, timeout_s=timeout_s)
+
+
+def _finished(sfn: Any, execution: str, *, timeout_s: float) -> dict:
+    """Poll until the execution ends; a SUCCEEDED one without its output yet counts as still ending (stock
+    moto sets the status a moment before the output, a race no check here is about)."""
     deadline = time.monotonic() + timeout_s
     while True:
         described = sfn.describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+        settled = described["status"] != "RUNNING" and (described["status"] != "SUCCEEDED" or "output" in described)
+        if settled or time.monotonic() > deadline:
             return described
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
 def _distributed_map(child: dict, **fields: Any) -> dict:
@@ -539,11 +543,6 @@ def _map_with_states(states: dict, **fields: Any) -> dict:
     return definition
 
 
-def _output(described: dict) -> Any:
-    """The execution's output, or None when it has none (stock moto can show SUCCEEDED before setting it)."""
-    return json.loads(described["output"]) if "output" in described else None
-
-
 def _execution_outcome(described: dict) -> str:
     return f"{described['status']} {described.get('error', '')} {described.get('output', '')[:200]}"
 
@@ -560,16 +559,10 @@ def stepfunctions_cloudformation(session: Any, endpoint: str) -> tuple[bool, str
         arn = _outputs(stack)["Arn"]
         sfn = session.client("stepfunctions")
         execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
-        import time
-
-        for _ in range(100):
-            described = sfn.describe_execution(executionArn=execution)
-            if described["status"] != "RUNNING":
-                break
-            time.sleep(0.1)
+        described = _finished(sfn, execution, timeout_s=10)
     except Exception as error:  # noqa: BLE001 - any API failure is a failed check
         return False, f"failed: {error}"
-    return described["status"] == "SUCCEEDED" and _output(described) == {"greeting": "hi"}, \
+    return described["status"] == "SUCCEEDED" and json.loads(described["output"]) == {"greeting": "hi"}, \
         _execution_outcome(described)
 
 
@@ -594,9 +587,7 @@ def stepfunctions_list_pagination(session: Any, endpoint: str) -> tuple[bool, st
         return False, f"failed: {str(error)[:300]}"
     if described["status"] != "SUCCEEDED":
         return False, _execution_outcome(described)
-    if _output(described) is None:
-        return False, "SUCCEEDED without output"
-    keys = [item["Key"] for item in _output(described)]
+    keys = [item["Key"] for item in json.loads(described["output"])]
     return len(keys) == PAGINATION_OBJECTS and len(set(keys)) == PAGINATION_OBJECTS, f"{len(keys)} items processed"
 
 
@@ -609,7 +600,7 @@ def stepfunctions_item_batcher(session: Any, endpoint: str) -> tuple[bool, str]:
         return False, f"failed: {str(error)[:300]}"
     if described["status"] != "SUCCEEDED":
         return False, _execution_outcome(described)
-    batches = _output(described)
+    batches = json.loads(described["output"])
     expected = [{"Items": list(range(start, min(start + 10, 25))), "BatchInput": {"tag": "t1"}} for start in (0, 10, 20)]
     return batches == expected, f"batches {batches}"
 
@@ -622,7 +613,7 @@ def stepfunctions_express_children(session: Any, endpoint: str) -> tuple[bool, s
         described = _run_machine(session, definition, {"items": [1, 2, 3]})
     except Exception as error:  # noqa: BLE001 - any API failure is a failed check
         return False, f"failed: {str(error)[:300]}"
-    return described["status"] == "SUCCEEDED" and _output(described) == [1, 2, 3], \
+    return described["status"] == "SUCCEEDED" and json.loads(described["output"]) == [1, 2, 3], \
         _execution_outcome(described)
 
 
@@ -636,7 +627,7 @@ def stepfunctions_result_writer(session: Any, endpoint: str) -> tuple[bool, str]
         described = _run_machine(session, definition, {"items": [1, 3, 4]})
         if described["status"] != "SUCCEEDED":
             return False, _execution_outcome(described)
-        key = _output(described)["ResultWriterDetails"]["Key"]
+        key = json.loads(described["output"])["ResultWriterDetails"]["Key"]
         s3 = session.client("s3")
         manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         files = {status: [json.loads(s3.get_object(Bucket=bucket, Key=f["Key"])["Body"].read()) for f in entries]
@@ -665,8 +656,6 @@ def stepfunctions_tolerance(session: Any, endpoint: str) -> tuple[bool, str]:
 
 
 def _receive(session: Any, queue_url: str, *, timeout_s: float) -> list[dict]:
-    import time
-
     sqs, messages = session.client("sqs"), []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -710,8 +699,6 @@ def handler(event, context):
 
 def lambda_async_invoke(session: Any, endpoint: str) -> tuple[bool, str]:
     import os
-    import time
-
     role_arn = _role(session)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
