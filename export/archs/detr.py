@@ -23,11 +23,9 @@ from ..classes import coco80
 from ..errors import ExportError
 from .prepared import PreparedModel, load_trained
 
-DEFAULT_INPUT_SIZE = (640, 640)
-
 
 def reinit_for_parity(model: nn.Module, family: DetrFamily, *, seed: int = 0,
-                      input_size: tuple[int, int] = DEFAULT_INPUT_SIZE, logit_mean: float = -4.0,
+                      input_size: tuple[int, int] = (640, 640), logit_mean: float = -4.0,
                       logit_std: float = 1.0) -> dict:
     """Give a randomly initialised DETR activations worth comparing.
 
@@ -86,6 +84,7 @@ def prepare(arch: str, family: DetrFamily, *, weights: str = "default", classes:
     """Resolve the weights of a DETR-family model, wrap it for export, and describe it (see module docstring)."""
     notes: dict = {}
     preprocessing = dict(family.preprocessing)
+    default_size = family.archs[arch].default_input_size
     if checkpoint is not None:
         class_map = checkpoint.class_map or classes
         if not class_map:
@@ -103,7 +102,7 @@ def prepare(arch: str, family: DetrFamily, *, weights: str = "default", classes:
         model = family.from_config(family.config(arch, num_labels=len(class_map)))
         if input_size:
             _check_input_size(model, family, height=input_size[0], width=input_size[1])
-        notes = reinit_for_parity(model, family, seed=seed, input_size=input_size or DEFAULT_INPUT_SIZE)
+        notes = reinit_for_parity(model, family, seed=seed, input_size=input_size or default_size)
         resolved = "none"
     else:
         source = family.hub_id(arch) if weights == "default" else weights
@@ -119,7 +118,7 @@ def prepare(arch: str, family: DetrFamily, *, weights: str = "default", classes:
         class_map = dict(classes) if classes else class_map
         resolved = source if not Path(source).exists() else str(Path(source).resolve())
     model.eval()
-    height, width = input_size or DEFAULT_INPUT_SIZE
+    height, width = input_size or default_size
     _check_input_size(model, family, height=height, width=width)
     return PreparedModel(
         arch=arch, module=family.graph(model, input_size=(height, width)), input_name=family.input_name,

@@ -21,7 +21,6 @@ from ..classes import coco91
 from ..errors import ExportError
 from .prepared import PreparedModel, load_trained
 
-DEFAULT_INPUT_SIZE = (640, 640)
 BACKGROUND_NAMES = ("background", "__background__", "__bg__")
 
 
@@ -91,7 +90,7 @@ def prepare(arch: str, family: RetinaNetFamily, *, weights: str = "default", cla
     else:
         raise ExportError(f"--weights {weights!r} for {arch}: expected default, none or a checkpoint file")
     model.eval()
-    height, width = input_size or DEFAULT_INPUT_SIZE
+    height, width = input_size or family.archs[arch].default_input_size
     return PreparedModel(
         arch=arch, module=family.graph(model, input_size=(height, width)), input_name=family.input_name,
         output_names=family.output_names, input_size=(height, width), preprocessing=preprocessing,
