@@ -1,8 +1,9 @@
 """What every new zoo family must show, as helpers its test file calls: it exports offline with random init
 through the parity gate, the unchanged handler serves the bundle, and ``python -m train fit`` trains it.
 
-CI-sized: input 160 (DETR families need only ``num_queries`` feature positions: 160 gives 525 for 300),
-two parity images, a one-epoch run on four generated images."""
+CI-sized: input 160 (DETR families need only ``num_queries`` feature positions: 160 gives 525 for 300 at
+strides 8/16/32; a family without stride 8 passes a larger ``input_size``), two parity images, a one-epoch run
+on four generated images."""
 
 from __future__ import annotations
 
@@ -45,10 +46,10 @@ def four_images(tmp_path_factory) -> Path:
     return root
 
 
-def export_random(arch: str, out: Path, images: list[ParityImage]) -> Bundle:
+def export_random(arch: str, out: Path, images: list[ParityImage], *, input_size: int = SMALL_INPUT) -> Bundle:
     """Random init, offline, through the parity gate; checks the manifest declares the family's contract."""
     family = zoo.family_of(arch)
-    bundle = export_bundle(arch, "none", out, input_size=SMALL_INPUT, parity_images=images)
+    bundle = export_bundle(arch, "none", out, input_size=input_size, parity_images=images)
     manifest = read_bundle(out).manifest.to_dict()
     parity = manifest["parity"]
     assert parity["passed"] is True and all(r["matched"] >= 5 for r in parity["images"]), parity["images"]
@@ -76,10 +77,10 @@ def serve(bundle: Bundle, monkeypatch) -> dict:
     return body
 
 
-def fit_one_epoch(arch: str, data: Path, out: Path) -> dict:
+def fit_one_epoch(arch: str, data: Path, out: Path, *, input_size: int = SMALL_INPUT) -> dict:
     """``python -m train fit`` for one epoch at the small input size; returns the epoch's history entry."""
     proc = subprocess.run([sys.executable, "-m", "train", "fit", "--data", str(data), "--arch", arch,
-                           "--weights", "none", "--input-size", str(SMALL_INPUT), "--epochs", "1",
+                           "--weights", "none", "--input-size", str(input_size), "--epochs", "1",
                            "--batch-size", "2", "--max-train-images", "4", "--out", str(out), "--no-progress",
                            "--threads", "2"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
