@@ -15,7 +15,7 @@ import pytest
 from lambda_build import build_package
 from lambda_python import ensure_interpreter
 from localaws.lambda_runtime import LocalFunction
-from tests.functional.lambda_package.conftest import REPO_ROOT, TEST_DIST, detections
+from tests.support.lambda_package import REPO_ROOT, TEST_DIST, detections
 from train.demo_data import render_scene
 
 DEMO_BUNDLE = REPO_ROOT / "models" / "demo"

@@ -14,7 +14,7 @@ import pytest
 
 from lambda_build import BUDGET_UNZIPPED_BYTES, BUDGET_ZIPPED_BYTES, build_package
 from lambda_python import ensure_interpreter
-from tests.functional.lambda_package.conftest import REPO_ROOT, TEST_DIST
+from tests.support.lambda_package import REPO_ROOT, TEST_DIST
 
 ELF_MACHINES = {"x86_64": 0x3E, "arm64": 0xB7}
 NEVER_SHIPPED = ("torch", "onnxruntime/tools", "onnxruntime/transformers", "onnxruntime/quantization",

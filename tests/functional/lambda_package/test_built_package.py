@@ -15,7 +15,7 @@ from PIL import Image
 
 from localaws.lambda_runtime import MAX_REQUEST_BYTES, LocalFunction
 from tests.conftest import load_event
-from tests.functional.lambda_package.conftest import (
+from tests.support.lambda_package import (
     S3_BUCKET, detections, function_env, invoke_json, link_package,
 )
 from tests.support.known_answer import build_known_answer_bundle

@@ -14,7 +14,7 @@ from lambda_build import build_package
 from lambda_build.build import BuildError
 from lambda_build.elfcheck import ElfCheckError, check_package_elves, read_elf
 from lambda_python import ensure_interpreter
-from tests.functional.lambda_package.conftest import REPO_ROOT
+from tests.support.lambda_package import REPO_ROOT
 
 
 def trixie_module(name: str) -> Path:

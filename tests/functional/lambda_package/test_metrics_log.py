@@ -10,7 +10,7 @@ import pytest
 from detection.telemetry import NAMESPACE
 from localaws.lambda_runtime import LocalFunction
 from tests.conftest import load_event
-from tests.functional.lambda_package.conftest import function_env, invoke_json
+from tests.support.lambda_package import function_env, invoke_json
 from tests.support.emf import emf_data, emf_records
 
 STEPS = ("decode", "preprocess", "inference", "postprocess", "total")

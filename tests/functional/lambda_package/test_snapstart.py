@@ -8,7 +8,7 @@ import json
 import shutil
 
 from localaws.lambda_runtime import LocalFunction
-from tests.functional.lambda_package.conftest import link_package
+from tests.support.lambda_package import link_package
 from tests.functional.lambda_package.test_built_package import SQUARE_DETECTION, detections, load_event
 
 

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import EVENTS_DIR
-from tests.functional.lambda_package.conftest import REPO_ROOT, detections
+from tests.support.lambda_package import REPO_ROOT, detections
 
 SQUARE_DETECTION = [("square", 1, 0.9, [40.0, 30.0, 120.0, 90.0])]
 
