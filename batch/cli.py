@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from detection.s3jobs import Layout
 from detection.store import split_s3_uri
+from localaws import lifecycle
 
 from .results import RunCounts, coco_detections, fetch_results, read_run
 
@@ -76,8 +77,6 @@ def session_and_endpoint(args: argparse.Namespace) -> tuple[Any, str | None]:
     import boto3
 
     if args.local:
-        from localaws import lifecycle
-
         info = lifecycle.status()
         if info is None:
             raise BatchError("the local AWS is not running: deploy first with ./deploy.sh --local --parameter "

@@ -27,6 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from localaws import lifecycle
+from train.demo_data import generate_dataset
+
+from .cli import parse_args, run
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "batch-demo-inputs"
 STACK = "batch-demo"
@@ -45,8 +50,6 @@ def tiny_jpeg(index: int, side: int) -> bytes:
 
 def make_prefix(folder: Path, *, images: int, scenes: int, corrupt: int, side: int) -> dict[str, bytes]:
     """key -> bytes: demo scenes, tiny images, corrupt JPEGs and one non-image (``images`` objects in all)."""
-    from train.demo_data import generate_dataset
-
     generate_dataset(folder, num_images=scenes, seed=15)
     objects = {f"{RUN_PREFIX}scenes/{path.name}": path.read_bytes()
                for path in sorted((folder / "images").glob("*.jpg"))}
@@ -89,8 +92,6 @@ def http_rate(api_url: str, objects: dict[str, bytes], keys: list[str]) -> float
 
 
 def run_batch(argv: list[str]) -> tuple[int, list[str], float]:
-    from .cli import parse_args, run
-
     lines: list[str] = []
     started = time.perf_counter()
     code = run(parse_args(argv), say=lines.append)
@@ -108,8 +109,6 @@ def results_under(s3: Any, prefix: str) -> dict[str, dict]:
 def run_demo(*, bundle: Path, images: int, scenes: int, corrupt: int, side: int, state_dir: Path,
              say=print) -> dict:
     import boto3
-
-    from localaws import lifecycle
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["LOCALAWS_HOME"] = str(state_dir)
