@@ -27,6 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from detection.bundle import read_bundle, write_bundle
+from detection.image import decode_image
+from detection.preprocess import preprocess
+from detection.session import create_session
+from train.evaluate import evaluate, select_records
+
+from .images import source_photos
 from .models import BenchError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -49,15 +56,11 @@ def calibration_images(*, eval_data: Path | None, calibration: Path | None, coun
             raise BenchError(f"--calibration {calibration}: no JPEG/PNG/WebP/BMP images there")
         return [p.read_bytes() for p in files]
     if eval_data is not None:
-        from train.evaluate import select_records
-
         _, records = select_records(str(eval_data), split="train", seed=0, val_fraction=0.2)
         return [record.path.read_bytes() for record in records[:count]]
     import io
 
     from PIL import Image
-
-    from .images import source_photos
 
     out = []
     for photo in list(source_photos().values())[:count]:
@@ -68,9 +71,6 @@ def calibration_images(*, eval_data: Path | None, calibration: Path | None, coun
 
 
 def calibration_tensors(bundle, images: list[bytes]) -> list[np.ndarray]:
-    from detection.image import decode_image
-    from detection.preprocess import preprocess
-
     manifest = bundle.manifest
     tensors = []
     for data in images:
@@ -101,8 +101,6 @@ def quantize_model(*, model_path: Path, out_path: Path, input_name: str, tensors
 
 def speedup(fp32_model: Path, int8_model: Path, feed: dict, *, runs: int = 6) -> dict:
     """Alternating single-thread ``session.run`` of both models on the same tensor."""
-    from detection.session import create_session
-
     sessions = {"fp32": create_session(fp32_model, threads=1), "int8": create_session(int8_model, threads=1)}
     times: dict[str, list[float]] = {"fp32": [], "int8": []}
     for name, session in sessions.items():
@@ -118,8 +116,6 @@ def speedup(fp32_model: Path, int8_model: Path, feed: dict, *, runs: int = 6) ->
 
 
 def evaluate_ap(bundle_dir: Path, eval_data: Path) -> float:
-    from train.evaluate import evaluate
-
     report = evaluate(bundle=str(bundle_dir), data=str(eval_data), split="val", progress=False)
     return float(report["metrics"]["AP"])
 
@@ -127,8 +123,6 @@ def evaluate_ap(bundle_dir: Path, eval_data: Path) -> float:
 def quantize_bundle(bundle_dir: Path, out_dir: Path, *, eval_data: Path | None = None, calibration: Path | None = None,
                     count: int = 32, max_drop_points: float = 1.0, log=print) -> dict:
     """Write the int8 bundle and ``quantization.json`` into ``out_dir``; returns the verdict record."""
-    from detection.bundle import read_bundle, write_bundle
-
     bundle = read_bundle(bundle_dir)
     images = calibration_images(eval_data=eval_data, calibration=calibration, count=count)
     log(f"calibrating on {len(images)} images ...")

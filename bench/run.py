@@ -21,7 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from detection import session as ort_session
+from detection.bundle import read_bundle, sha256_file
+from detection.image import decode_image
+from detection.preprocess import preprocess
+from detection.session import optimize_for_serving, optimized_paths, pre_optimized
+from lambda_build import build_package
 from lambda_python import ensure_interpreter
+from localaws import lifecycle
+from localaws.runtime_env import ensure_runtime_dir
 
 from . import prices
 from .images import bench_images
@@ -55,11 +63,6 @@ class BenchConfig:
 
 def eager_vs_ort(spec: ModelSpec, bundle_dir: Path, image_path: Path, config: BenchConfig) -> dict:
     """Interleaved per iteration: eager forward, ORT ``session.run``, on the same preprocessed tensor."""
-    from detection import session as ort_session
-    from detection.bundle import read_bundle
-    from detection.image import decode_image
-    from detection.preprocess import preprocess
-
     module = eager_model(spec)
     bundle = read_bundle(bundle_dir)
     manifest = bundle.manifest
@@ -133,8 +136,6 @@ def _loop(call, config: BenchConfig) -> list[float]:
 def model_in_tmp(bundle_dir: Path, config: BenchConfig, *, optimized: bool) -> Path:
     """A copy of the bundle under /tmp (where the Lambda keeps it after the first download), with or without
     ``model.optimized.onnx`` (``detection.session.optimize_for_serving``)."""
-    from detection.session import optimize_for_serving, optimized_paths, pre_optimized
-
     target = config.tmp_models / (bundle_dir.name + ("-optimized" if optimized else ""))
     source_manifest = (bundle_dir / "model.json").read_text()
     if not (target / "model.json").exists() or (target / "model.json").read_text() != source_manifest:
@@ -159,8 +160,6 @@ def run_worker(*, mode: str, package_dir: Path, model_dir: Path | str, images: d
     shipped. ``bytecode=False`` also hides the package's ``.pyc`` (an empty ``pycache_prefix``): every import
     compiles, as it does on Lambda for a package built without an interpreter of the target's version.
     """
-    from localaws.runtime_env import ensure_runtime_dir
-
     python = ensure_interpreter("x86_64")
     # Lambda's /var/runtime (awslambdaric, boto3, snapshot_restore_py) is on every function's path
     settings.setdefault("runtime_dir", str(ensure_runtime_dir(python)))
@@ -254,10 +253,6 @@ def cold_starts_with_fetch(package_dir: Path, bundle_dir: Path, images: dict[str
     new Lambda environment: ``sequential`` imports everything first, then downloads (the order before the
     prefetch thread), ``overlapped`` imports the handler first, whose download thread overlaps the imports.
     Both hash the model while downloading; ``second_hash_pass_s`` is the pass over the file that saves."""
-    from detection.bundle import sha256_file
-    from localaws import lifecycle
-    from localaws.runtime_env import ensure_runtime_dir
-
     runtime_dir = ensure_runtime_dir(ensure_interpreter("x86_64"))
     model_file = bundle_dir / "model.onnx"
     hashes = []
@@ -293,8 +288,6 @@ def cold_starts_with_fetch(package_dir: Path, bundle_dir: Path, images: dict[str
 # ---------------------------------------------------------------- package sizes and cost
 
 def package_sizes(arches: tuple[str, ...], config: BenchConfig) -> dict:
-    from lambda_build import build_package
-
     sizes = {}
     for arch in arches:
         try:
@@ -325,8 +318,6 @@ def cost_table(*, one_vcpu_ms: float, two_vcpu_ms: float) -> list[dict]:
 
 def build_aws_package(config: BenchConfig) -> Path:
     """The x86_64 zip a deploy uploads (python3.13 byte code), unpacked: what every measurement runs."""
-    from lambda_build import build_package
-
     return build_package(arch="x86_64", out_dir=config.dist_dir, log=lambda m: None).package_dir
 
 
