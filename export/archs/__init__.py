@@ -8,8 +8,8 @@ detections worth comparing: ``retinanet`` for torchvision's RetinaNets, ``detr``
 family.
 
 Example:
-    >>> sorted(ARCHS)[:3]
-    ['dfine-l', 'dfine-m', 'dfine-n']
+    >>> ARCHS["dfine-n"].family, ARCHS["retinanet_tiny_fpn"].default_input_size
+    ('dfine', (224, 224))
 """
 
 from __future__ import annotations
