@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from . import lifecycle
+from .lambda_cli import main as runtime_main
 
 LIFECYCLE_COMMANDS = ("up", "down", "status", "env")
 
@@ -27,13 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command = argv[0]
     if command not in LIFECYCLE_COMMANDS:
-        try:
-            from .lambda_runtime import main as runtime_main
-        except ImportError:
-            print(f"python -m localaws: unknown command {command!r}; use one of {', '.join(LIFECYCLE_COMMANDS)}",
-                  file=sys.stderr)
-            return 2
-        return runtime_main(argv)
+        return runtime_main(argv)  # invoke, start-api (an unknown command is a usage error there)
     if command == "up":
         print(_describe(lifecycle.start()))
         return 0

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from . import lambda_bridge
 from .http_front import FrontHandler, FrontServer, reply
 from .lambda_runtime import Throttled
 
@@ -269,8 +270,6 @@ def handle(*, method: str, target: str, headers: dict[str, str], body: bytes, so
                         method=method, path=path, query=query, headers=headers, body=body, source_ip=source_ip,
                         path_parameters=path_parameters,
                         stage_variables=getattr(api.stages[stage], "stage_variables", None))
-    from . import lambda_bridge
-
     started = time.monotonic()
     try:
         result = lambda_bridge.invoke(fn, json.dumps(event).encode("utf-8"))

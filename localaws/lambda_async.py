@@ -8,6 +8,9 @@ record (``requestContext.condition = RetriesExhausted``, ``requestPayload``, ``r
 ``DestinationConfig.OnFailure`` SQS queue. Stock moto 5.2.5 runs S3 notifications synchronously inside the
 PutObject request, once, swallowing errors; and ``Event`` invokes have no retries and no destination.
 
+``invoke_moto_function`` is moto's Invoke for every invocation type: ``Event`` is queued here, the synchronous
+ones run through ``localaws.lambda_bridge``.
+
 CloudFormation: stock moto drops an ``AWS::S3::Bucket``'s ``NotificationConfiguration`` and has no
 ``AWS::Lambda::EventInvokeConfig``; here both are created (Lambda, SQS and SNS configurations with S3Key
 prefix/suffix filters).
@@ -20,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -30,6 +34,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from moto.core.common_models import CloudFormationModel
+from moto.core.exceptions import JsonRESTError
+
+from . import lambda_bridge
+from .lambda_runtime import Throttled
 
 log = logging.getLogger("localaws.lambda_async")
 
@@ -89,8 +97,6 @@ def send_to_destination(arn: str, record: dict) -> None:
 
 
 def _run(fn: Any, payload: bytes) -> None:
-    from . import lambda_bridge
-
     config = _event_config(fn)
     retries = int(config.get("MaximumRetryAttempts", DEFAULT_MAXIMUM_RETRY_ATTEMPTS))
     delays = retry_delays()
@@ -121,6 +127,36 @@ def invoke_event(fn: Any, payload: bytes) -> None:
                               daemon=True)
     _threads.append(thread)
     thread.start()
+
+
+def invoke_moto_function(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
+    """Replacement for moto's ``LambdaFunction.invoke`` (same signature, patched in by ``localaws.patches``)."""
+    raw = body.encode("utf-8") if isinstance(body, str) else (body or b"{}")
+    invocation_type = request_headers.get("x-amz-invocation-type", "RequestResponse")
+    response_headers["x-amz-executed-version"] = "$LATEST"
+    if invocation_type == "DryRun":
+        return b""
+    if invocation_type == "Event":  # queued; retries and the on-failure destination as Lambda
+        invoke_event(self, raw)
+        return b""
+    try:
+        result = lambda_bridge.invoke(self, raw)
+    except Throttled:  # Lambda's answer past its concurrency: 429, which the SDKs retry with backoff
+        throttled = JsonRESTError("TooManyRequestsException", "Rate Exceeded.")
+        throttled.code = 429
+        throttled.description = json.dumps({"__type": "TooManyRequestsException", "message": "Rate Exceeded.",
+                                            "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+                                            "Type": "User"})
+        raise throttled from None
+    if result.status_code == 413:
+        too_large = JsonRESTError("RequestEntityTooLargeException", json.loads(result.payload)["message"])
+        too_large.code = 413
+        raise too_large
+    if result.function_error:
+        response_headers["x-amz-function-error"] = result.function_error
+    tail = (result.log_tail or "").encode("utf-8")[-lambda_bridge.LOG_RESULT_BYTES:]
+    response_headers["x-amz-log-result"] = base64.b64encode(tail).decode("ascii")
+    return lambda_bridge.payload_bytes(result.payload)
 
 
 # ---------------------------------------------------------------- S3 notifications

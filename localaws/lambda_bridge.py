@@ -1,6 +1,7 @@
 """Run functions deployed on the local moto for real: code from the zip in local S3, handler and environment
 from the function configuration, executed by ``localaws.lambda_runtime.LocalFunction`` (awslambdaric + a local
-Runtime API, warm workers). Used by the patched Lambda Invoke API and by the API Gateway data plane.
+Runtime API, warm workers). Used by the patched Lambda Invoke API (``localaws.lambda_async``) and by the API
+Gateway data plane.
 
 What the function sees, as on AWS: its configured environment plus ``AWS_REGION``, ``AWS_LAMBDA_FUNCTION_*``
 and credentials; here also ``AWS_ENDPOINT_URL`` so its boto3 reads the model bundle from the local S3.
@@ -20,6 +21,8 @@ import os
 import threading
 from pathlib import Path
 from typing import Any
+
+from .lambda_runtime import FunctionPool, LocalFunction
 
 _pool: Any = None
 _pool_lock = threading.Lock()
@@ -68,8 +71,6 @@ def _function_pool() -> Any:
     global _pool
     with _pool_lock:
         if _pool is None:
-            from .lambda_runtime import FunctionPool
-
             # LOCALAWS_MAX_ENVIRONMENTS / LOCALAWS_MAX_QUEUED: per function, how many run at once and how many
             # more wait before invokes are throttled (429 TooManyRequestsException)
             _pool = FunctionPool(max_per_key=int(os.environ.get("LOCALAWS_MAX_ENVIRONMENTS") or 4),
@@ -87,8 +88,6 @@ def shutdown_pool() -> None:
 
 def _invoke_local(fn: Any, payload: bytes) -> Any:
     """Invoke on a warm ``LocalFunction`` for this function's current code and configuration."""
-    from .lambda_runtime import LocalFunction
-
     package = _package_for(fn)
     endpoint = os.environ.get("LOCALAWS_ENDPOINT", f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}")
     env = runtime_env(function_name=fn.function_name, memory_mb=int(fn.memory_size), region=fn.region,
@@ -121,39 +120,3 @@ def payload_bytes(payload: Any) -> bytes:
 def invoke(fn: Any, payload: bytes) -> Any:
     """Invoke moto's function object synchronously; returns the runtime's ``InvokeResult``."""
     return _invoke_local(fn, payload or b"{}")
-
-
-def invoke_moto_function(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
-    """Replacement for moto's ``LambdaFunction.invoke`` (same signature, patched in by ``localaws.patches``)."""
-    raw = body.encode("utf-8") if isinstance(body, str) else (body or b"{}")
-    invocation_type = request_headers.get("x-amz-invocation-type", "RequestResponse")
-    response_headers["x-amz-executed-version"] = "$LATEST"
-    if invocation_type == "DryRun":
-        return b""
-    if invocation_type == "Event":  # queued; retries and the on-failure destination as Lambda (lambda_async)
-        from . import lambda_async
-
-        lambda_async.invoke_event(self, raw)
-        return b""
-    from moto.core.exceptions import JsonRESTError
-
-    from .lambda_runtime import Throttled
-
-    try:
-        result = invoke(self, raw)
-    except Throttled:  # Lambda's answer past its concurrency: 429, which the SDKs retry with backoff
-        throttled = JsonRESTError("TooManyRequestsException", "Rate Exceeded.")
-        throttled.code = 429
-        throttled.description = json.dumps({"__type": "TooManyRequestsException", "message": "Rate Exceeded.",
-                                            "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
-                                            "Type": "User"})
-        raise throttled from None
-    if result.status_code == 413:
-        too_large = JsonRESTError("RequestEntityTooLargeException", json.loads(result.payload)["message"])
-        too_large.code = 413
-        raise too_large
-    if result.function_error:
-        response_headers["x-amz-function-error"] = result.function_error
-    tail = (result.log_tail or "").encode("utf-8")[-LOG_RESULT_BYTES:]
-    response_headers["x-amz-log-result"] = base64.b64encode(tail).decode("ascii")
-    return payload_bytes(result.payload)

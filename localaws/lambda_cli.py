@@ -22,6 +22,9 @@ from pathlib import Path
 
 from lambda_python import ARCHES, InterpreterUnavailable
 
+from .lambda_runtime import LocalFunction, PackageError
+from .start_api import DEFAULT_ROUTES, LocalHttpApi
+
 FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
                  "AWS_ENDPOINT_URL_S3", "SCORE_THRESHOLD")
 
@@ -104,8 +107,6 @@ def read_event(source: str) -> bytes:
 
 
 def make_function(args: argparse.Namespace):
-    from .lambda_runtime import LocalFunction
-
     return LocalFunction(args.package, handler=args.handler, env=function_env(args), timeout_s=args.timeout,
                          memory_mb=args.memory, function_name=args.function_name, region=args.region,
                          log_path=args.log_file, arch=args.arch)
@@ -128,8 +129,6 @@ def run_invoke(args: argparse.Namespace) -> int:
 
 
 def run_start_api(args: argparse.Namespace) -> int:
-    from .start_api import DEFAULT_ROUTES, LocalHttpApi
-
     make_function(args).close()  # fail fast on a bad package or bundle path, before binding the port
     api = LocalHttpApi(lambda: make_function(args), routes=tuple(args.route) or DEFAULT_ROUTES, host=args.host,
                        port=args.port, region=args.region)
@@ -145,8 +144,6 @@ def run_start_api(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from .lambda_runtime import PackageError
-
     try:
         return run_invoke(args) if args.command == "invoke" else run_start_api(args)
     except (UsageError, PackageError, InterpreterUnavailable) as error:

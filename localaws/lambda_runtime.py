@@ -576,10 +576,3 @@ class FunctionPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m localaws invoke|start-api`` (see :mod:`localaws.lambda_cli`)."""
-    from .lambda_cli import main as cli_main
-
-    return cli_main(argv)

@@ -61,6 +61,8 @@ import re
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from . import stepfunctions
+
 PINNED_MOTO = "5.2.5"
 
 _applied: set[str] = set()
@@ -173,7 +175,7 @@ def check_parameters(*, template: dict, values: dict[str, Any]) -> None:
 # --- the fixes --------------------------------------------------------------------------------------------
 
 def _fix_apigatewayv2_resources() -> None:
-    from . import cfn_apigatewayv2
+    from . import cfn_apigatewayv2  # lazy: pulls moto; apply_all checks its version first
 
     cfn_apigatewayv2.register()
 
@@ -440,13 +442,13 @@ def _fix_sagemaker_instance_types() -> None:
 
 
 def _fix_applicationautoscaling_resources() -> None:
-    from . import cfn_applicationautoscaling
+    from . import cfn_applicationautoscaling  # lazy: pulls moto; apply_all checks its version first
 
     cfn_applicationautoscaling.register()
 
 
 def _fix_cloudwatch_alarms() -> None:
-    from . import cfn_cloudwatch
+    from . import cfn_cloudwatch  # lazy: pulls moto; apply_all checks its version first
 
     cfn_cloudwatch.register()
 
@@ -498,27 +500,25 @@ def _fix_conditional_updates() -> None:
 def _fix_lambda_invoke() -> None:
     from moto.awslambda import models
 
-    from . import lambda_bridge
+    from . import lambda_async  # lazy: pulls moto; apply_all checks its version first
 
-    models.LambdaFunction.invoke = lambda_bridge.invoke_moto_function
+    models.LambdaFunction.invoke = lambda_async.invoke_moto_function
 
 
 def _fix_lambda_async_invoke() -> None:
-    from . import lambda_async
+    from . import lambda_async  # lazy: pulls moto; apply_all checks its version first
 
     lambda_async.fix_async_invoke()
 
 
 def _fix_s3_cloudformation_notifications() -> None:
-    from . import lambda_async
+    from . import lambda_async  # lazy: pulls moto; apply_all checks its version first
 
     lambda_async.fix_cloudformation_notifications()
 
 
 def _stepfunctions_fix(name: str) -> Callable[[], None]:
     def fix() -> None:
-        from . import stepfunctions
-
         getattr(stepfunctions, name)()
 
     fix.__name__ = f"_fix_{name}"

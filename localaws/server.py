@@ -21,6 +21,8 @@ import sys
 import threading
 from typing import Any
 
+from . import dataplane, lambda_bridge, patches
+
 HOST = "127.0.0.1"
 
 
@@ -46,15 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MOTO_PORT"] = str(args.port)
     os.environ.setdefault("LOCALAWS_ENDPOINT", f"http://{HOST}:{args.port}")
     if not args.stock:
-        from . import patches
-
         applied = patches.apply_all()
         logging.getLogger("localaws").info("moto patches applied: %s", ", ".join(applied))
     moto_server = _serve_moto(args.port)
     api_server = None
     if args.api_port and not args.stock:
-        from . import dataplane
-
         api_server = dataplane.make_server(host=HOST, port=args.api_port)
         threading.Thread(target=api_server.serve_forever, name="apigw-dataplane", daemon=True).start()
 
@@ -70,8 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if api_server is not None:
             api_server.shutdown()
-        from . import lambda_bridge
-
         lambda_bridge.shutdown_pool()
     return 0
 
