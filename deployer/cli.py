@@ -49,6 +49,9 @@ from detection.errors import BundleError
 from detection.postprocess import Detection
 from export.errors import UploadError
 from export.upload import upload_bundle
+from lambda_build.build import build_package
+from lambda_build.sagemaker import PackagingError, build_model_archive
+from localaws import lifecycle
 from train.demo_data import render_scene
 
 from .stack import DeployError, delete, deploy, describe
@@ -163,8 +166,6 @@ class Target:
         self.kind = kind
         self.local = None
         if kind == "local":
-            from localaws import lifecycle
-
             self.local = lifecycle.start()
             env = self.local.client_env()
             self.session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
@@ -198,8 +199,6 @@ class Target:
 # --- artefacts ------------------------------------------------------------------------------------------
 
 def build_zip(*, arch: str) -> Path:
-    from lambda_build.build import build_package
-
     result = build_package(arch=arch, log=lambda message: say(f"  {message}"))
     say(f"  {result.summary()}")
     return Path(result.zip_path)
@@ -334,8 +333,6 @@ def wheels_choice(value: str | None, *, local: bool) -> str | Path | None:
 
 def build_sagemaker_archive(*, bundle_dir: Path, backend: str, wheels: str | Path | None) -> Path:
     """The SageMaker model.tar.gz for the bundle (model, manifest, our entry point and the detection code)."""
-    from lambda_build.sagemaker import PackagingError, build_model_archive
-
     out = REPO_ROOT / ".cache" / "deploy" / "sagemaker" / f"{bundle_dir.name}-{sha12(bundle_dir)}" / backend / \
         "model.tar.gz"
     try:
@@ -602,8 +599,6 @@ def run_rollback(args: argparse.Namespace, kind: str) -> int:
 
 def run_delete(args: argparse.Namespace, kind: str) -> int:
     if kind == "local":
-        from localaws import lifecycle
-
         info = lifecycle.status()
         if info is None:
             stopped = lifecycle.stop()  # a state file whose server no longer answers: end its processes anyway

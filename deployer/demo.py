@@ -26,7 +26,7 @@ DEMO_BUNDLE_NAME = "demo-retinanet"
 def ensure_demo_bundle(cache_dir: str | os.PathLike | None = None, *, dataset: dict | None = None,
                        recipe: dict | None = None, log: Callable[[str], None] = print) -> Path:
     """The demo checkpoint exported to a verified bundle directory (cached)."""
-    # train and export need torch, which the deploy environment (where deployer's modules are imported) lacks
+    # lazy: train and export pull torch, which the deploy venv (where deployer's modules are imported) lacks
     from export.api import export_bundle
     from export.images import ParityImage
     from train.demo import dataset_key_params, ensure_demo_checkpoint, ensure_demo_dataset, locked
