@@ -19,7 +19,10 @@ from detection.errors import DetectionError
 from zoo import ARCHS, ModelError
 
 from .datasets import DatasetError
-from .evaluate import EndpointError
+from .demo import ensure_demo_checkpoint
+from .demo_data import generate_dataset
+from .engine import TrainConfig, fit
+from .evaluate import EndpointError, add_arguments, run as run_evaluate
 
 SUBCOMMANDS = ("fit", "demo-data", "evaluate", "demo")
 
@@ -69,8 +72,6 @@ def _add_fit(sub) -> None:
 
 
 def _run_fit(args) -> int:
-    from .engine import TrainConfig, fit
-
     config = TrainConfig(
         data=args.data, images_dir=args.images_dir, arch=args.arch, weights=args.weights,
         classes=[c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None,
@@ -96,8 +97,6 @@ def _add_demo_data(sub) -> None:
 
 
 def _run_demo_data(args) -> int:
-    from .demo_data import generate_dataset
-
     print(json.dumps(generate_dataset(args.out, num_images=args.images, seed=args.seed, min_size=args.min_size,
                                       max_size=args.max_size, workers=args.workers)))
     return 0
@@ -109,8 +108,6 @@ def _add_demo(sub) -> None:
 
 
 def _run_demo(args) -> int:
-    from .demo import ensure_demo_checkpoint
-
     print(f"checkpoint: {ensure_demo_checkpoint(cache_dir=args.cache_dir)}")
     return 0
 
@@ -124,8 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_fit(sub)
     _add_demo_data(sub)
-    from .evaluate import add_arguments
-
     add_arguments(sub.add_parser("evaluate", help="COCO metrics of a checkpoint, bundle or endpoint"))
     _add_demo(sub)
     args = parser.parse_args(argv)
@@ -135,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo-data":
             return _run_demo_data(args)
         if args.command == "evaluate":
-            from .evaluate import run
-
-            return run(args)
+            return run_evaluate(args)
         return _run_demo(args)
     except (DatasetError, ModelError, DetectionError, EndpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -241,7 +241,8 @@ def generate_dataset(
     write = partial(_write_scene, out=out, seed=seed, min_size=min_size, max_size=max_size,
                     max_objects=max_objects, jpeg_quality=jpeg_quality)
     if workers is None:
-        from detection.session import available_cpus  # here, not at import: spawned workers skip onnxruntime
+        # lazy: pulls onnxruntime; the spawned render workers import this module and must not
+        from detection.session import available_cpus
 
         workers = available_cpus()
     if workers > 1 and num_images >= 64:

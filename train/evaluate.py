@@ -35,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
+from detection.errors import DetectionError
+
 from .datasets import DatasetError, ImageRecord, load_dataset, split_records
 from .metrics import EVAL_MAX_DETECTIONS, EVAL_SCORE_THRESHOLD, coco_metrics, format_table
 
@@ -49,7 +51,7 @@ class EndpointError(RuntimeError):
 def detect_checkpoint(path: str | Path, records: Sequence[ImageRecord], *, threshold: float, max_detections: int,
                       batch_size: int = 8, progress: bool = True) -> tuple[dict, dict]:
     """PyTorch checkpoint -> detections (and a description of the model)."""
-    try:  # PyTorch stays lazy: --bundle and --endpoint run in the deploy environment, which has none
+    try:  # lazy: pulls torch; --bundle and --endpoint run in the deploy venv, which has none
         from .checkpoint import load_checkpoint, model_from_checkpoint
         from .predict import decode_like_lambda, detections_as_dicts, serving_manifest, torch_detect
     except ModuleNotFoundError as error:
@@ -77,7 +79,7 @@ def detect_checkpoint(path: str | Path, records: Sequence[ImageRecord], *, thres
 
 def bundle_detector(uri: str | Path):
     """The Lambda core's ``Detector`` for a bundle directory or s3:// URI (the one way to run a bundle)."""
-    from detection.pipeline import Detector
+    from detection.pipeline import Detector  # lazy: pulls onnxruntime; --checkpoint and python -m train must not
 
     return Detector.from_uri(str(uri))
 
@@ -273,8 +275,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from detection.errors import DetectionError
-
     parser = add_arguments(argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__,
                                                    formatter_class=argparse.RawDescriptionHelpFormatter))
     args = parser.parse_args(argv)
