@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from lambda_build.sagemaker import PackagingError, build_model_archive
+
 from . import archs
 from .api import bundle_name, export_bundle
 from .errors import ExportError
@@ -102,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export failed: {exc.message}", file=sys.stderr)
         return exc.exit_code
     if args.target != "lambda":
-        from lambda_build.sagemaker import PackagingError, build_model_archive
-
         wheels = None if args.sagemaker_wheels == "none" else args.sagemaker_wheels
         say(f"building the SageMaker model.tar.gz for {args.target}")
         try:

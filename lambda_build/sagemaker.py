@@ -162,6 +162,7 @@ def build_model_archive(bundle_dir: str | Path, target: str, out_path: str | Pat
             import torch
 
             sys.path.insert(0, str(ENTRY_POINT.parent))
+            # lazy: pulls onnxruntime; only the Neuron precompile (torch) needs it, not packing the archive
             from sagemaker_entry.inference import NEURON_MODEL_FILE, trace_onnx_for_neuron
 
             neuron_file = Path(scratch) / NEURON_MODEL_FILE

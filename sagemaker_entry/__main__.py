@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sagemaker_entry.measure import format_table, measure as run_measure
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sagemaker_entry", description=__doc__,
@@ -16,8 +18,6 @@ def main(argv: list[str] | None = None) -> int:
     measure.add_argument("--input-size", type=int, default=640)
     measure.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-
-    from sagemaker_entry.measure import format_table, measure as run_measure
 
     print(format_table(run_measure(input_size=args.input_size, repeat=args.repeat)))
     return 0
