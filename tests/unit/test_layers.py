@@ -120,3 +120,65 @@ def fresh_import(package: str) -> set[str]:
 def test_a_fresh_interpreter_loads_only_lower_packages(package):
     loaded = fresh_import(package) & set(RANKS)
     assert sorted(p for p in loaded if p != package and RANKS[p] >= RANKS[package]) == []
+
+
+LAZY_MARK = "# lazy:"
+
+
+def unmarked_lazy_imports(source: str, first_party: set[str], where: str) -> list[str]:
+    """``where:line`` of each import inside a function body that loads first-party code (a relative import, or
+    a top-level package in ``first_party``) with no ``# lazy: <why>`` comment on its lines or the line above;
+    an import right below a marked one (a block of lazy imports) shares its comment."""
+    lines = source.splitlines()
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if in_function and isinstance(child, ast.ImportFrom):
+                if child.level > 0 or (child.module or "").split(".")[0] in first_party:
+                    found.append(child)
+            elif in_function and isinstance(child, ast.Import):
+                if any(alias.name.split(".")[0] in first_party for alias in child.names):
+                    found.append(child)
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(ast.parse(source, where), False)
+    marked: set[int] = set()  # end lines of the marked imports
+    unmarked = []
+    for node in sorted(found, key=lambda n: n.lineno):
+        own = lines[node.lineno - 2:node.end_lineno] if node.lineno > 1 else lines[:node.end_lineno]
+        if any(LAZY_MARK in line for line in own) or node.lineno - 1 in marked:
+            marked.add(node.end_lineno)
+        else:
+            unmarked.append(f"{where}:{node.lineno}")
+    return unmarked
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("import os\nfrom detection import x\n", []),                                       # module level: fine
+    ("def f():\n    import os\n    import numpy\n", []),                                # not first-party
+    ("def f():\n    from detection.bundle import read_bundle\n", ["m.py:2"]),
+    ("def f():\n    import handler\n", ["m.py:2"]),
+    ("def f():\n    from . import sibling\n", ["m.py:2"]),
+    ("class A:\n    def f(self):\n        def g():\n            from .x import y\n", ["m.py:4"]),
+    ("async def f():\n    from detection import x\n", ["m.py:2"]),
+    ("def f():\n    from detection import x  # lazy: pulls onnxruntime\n", []),
+    ("def f():\n    # lazy: pulls torch\n    from detection import x\n    from .y import z\n", []),  # one block
+    ("def f():\n    # lazy: pulls torch\n    from detection import x\n\n    from .y import z\n", ["m.py:5"]),
+    ("def f():\n    # pulls torch (no mark)\n    from detection import x\n", ["m.py:3"]),
+    ("def f():\n    from detection import (a,\n                           b)  # lazy: pulls torch\n", []),
+])
+def test_unmarked_lazy_imports_finds_unexplained_function_level_imports(source, expected):
+    assert unmarked_lazy_imports(source, {"detection", "handler"}, "m.py") == expected
+
+
+def test_function_level_imports_of_this_repository_say_why_they_are_lazy():
+    """First-party imports sit at module top; one inside a function must keep a heavy optional dependency off
+    its module's other paths (torch, onnxruntime, moto, ...) and say so: ``# lazy: <why>``. A function-level
+    import that only dodges a cycle means the seam is wrong: move the code instead."""
+    packages = package_paths()
+    unmarked = []
+    for path in packages.values():
+        for file in [path] if path.is_file() else sorted(path.rglob("*.py")):
+            unmarked += unmarked_lazy_imports(file.read_text(), set(packages), str(file.relative_to(REPO)))
+    assert unmarked == [], "move these to the module top, or say why they stay lazy with '# lazy: <why>'"
