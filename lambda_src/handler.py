@@ -114,17 +114,9 @@ class Service:
     def detect_images(self, images, options: Options) -> list:
         """One response body or one DetectionError per image (the S3 jobs' detection step); options that no
         image could satisfy (an unknown class) raise: the whole batch is wrong."""
-        detector = self.detector()
-        detector.check_classes(options.classes)
         threshold = options.threshold if options.threshold is not None else self.settings.score_threshold
-        bodies = []
-        for image in images:
-            try:
-                bodies.append(detector.detect_bytes(image, threshold=threshold, classes=options.classes,
-                                                    max_detections=options.max_detections))
-            except DetectionError as error:
-                bodies.append(error)
-        return bodies
+        return self.detector().detect_many(images, batch_size=self.settings.inference_batch, threshold=threshold,
+                                           classes=options.classes, max_detections=options.max_detections)
 
     def handle_job(self, event: dict, kind: str, request_id: str | None) -> dict:
         """Upload notifications and batches: failures raise (Lambda retries them; the Map counts them)."""
@@ -136,7 +128,8 @@ class Service:
 
         try:
             summary = s3jobs.run_job(event, layout=self.settings.s3_layout, s3=store.client(),
-                                     detect=self.detect_images, max_bytes=self.settings.max_image_bytes, log=log)
+                                     detect=self.detect_images, max_bytes=self.settings.max_image_bytes, log=log,
+                                     images_per_call=self.settings.inference_batch)
         except Exception as exc:
             record.update(level="ERROR", error_code=type(exc).__name__, error_message=str(exc)[:1000],
                           duration_ms=round((time.perf_counter() - start) * 1000, 2))

@@ -14,14 +14,14 @@ from __future__ import annotations
 import base64
 import os
 import time
-from typing import Collection, Mapping
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
 from . import session as ort_session
 from .annotate import draw_detections, jpeg_within
 from .bundle import Bundle
-from .errors import BadRequest
+from .errors import BadRequest, DetectionError
 from .fetch import fetch_bundle
 from .image import DEFAULT_MAX_PIXELS, DecodedImage, decode_image
 from .manifest import Manifest
@@ -83,6 +83,11 @@ class BaseDetector:
         """The model's raw outputs by name."""
         raise NotImplementedError
 
+    def run_models(self, model_inputs: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """The raw outputs of several prepared inputs, in order: one ``run_model`` each unless the model takes
+        a batch (``Detector``)."""
+        return [self.run_model(model_input) for model_input in model_inputs]
+
     def read_outputs(self, outputs: dict[str, np.ndarray], **kwargs) -> list[Detection]:
         """``postprocess`` with this bundle's manifest and class map (a hook for error translation)."""
         return postprocess(outputs, manifest=self.manifest, class_map=self.class_map, **kwargs)
@@ -109,6 +114,36 @@ class BaseDetector:
         t3 = time.perf_counter()
         return detections, {"preprocess": _ms(t0, t1), "inference": _ms(t1, t2), "postprocess": _ms(t2, t3)}
 
+    def detect_arrays(
+        self,
+        arrays: Sequence[np.ndarray],
+        *,
+        original_sizes: Sequence[tuple[int, int] | None] | None = None,
+        threshold: float | None = None,
+        classes: Collection[str] | None = None,
+        max_detections: int | None = None,
+    ) -> list[tuple[list[Detection], dict[str, float]]]:
+        """``detect_array`` for several images with one model run where the model takes a batch (the S3 jobs'
+        path); each image's ``inference`` timing is its share of the run."""
+        self.check_classes(classes)
+        original_sizes = original_sizes or [None] * len(arrays)
+        prepared, preprocess_ms = [], []
+        for array, original_size in zip(arrays, original_sizes):
+            t0 = time.perf_counter()
+            prepared.append(self.prepare(array, original_size=original_size))
+            preprocess_ms.append(_ms(t0, time.perf_counter()))
+        t1 = time.perf_counter()
+        outputs = self.run_models([model_input for model_input, _ in prepared])
+        inference_share = _ms(t1, time.perf_counter()) / max(1, len(arrays))
+        results = []
+        for (_, geometry), image_outputs, preprocess_time in zip(prepared, outputs, preprocess_ms):
+            t2 = time.perf_counter()
+            detections = self.read_outputs(image_outputs, geometry=geometry, score_threshold=threshold,
+                                           classes=classes, max_detections=max_detections)
+            results.append((detections, {"preprocess": preprocess_time, "inference": round(inference_share, 2),
+                                         "postprocess": _ms(t2, time.perf_counter())}))
+        return results
+
     def detect_bytes(
         self,
         data: bytes,
@@ -122,21 +157,63 @@ class BaseDetector:
         self.check_classes(classes)
         start = time.perf_counter()
         decoded = self.decode(data)
-        decoded_at = time.perf_counter()
+        decode_ms = _ms(start, time.perf_counter())
         original = (decoded.original_width, decoded.original_height)
         detections, timings = self.detect_array(decoded.array, original_size=original, threshold=threshold,
                                                 classes=classes, max_detections=max_detections)
-        body = {
-            "detections": [d.to_dict() for d in detections],
-            "image": {"width": original[0], "height": original[1]},
-            "model": self.model_info,
-        }
+        body = self._body(decoded, detections)
         if annotate:
             drawn = draw_detections(decoded.array, detections, original_size=original)
             body["annotated_image"] = base64.b64encode(jpeg_within(drawn)).decode("ascii")
-        end = time.perf_counter()
-        body["timings_ms"] = {"decode": _ms(start, decoded_at), **timings, "total": _ms(start, end)}
+        body["timings_ms"] = {"decode": decode_ms, **timings, "total": _ms(start, time.perf_counter())}
         return body
+
+    def detect_many(
+        self,
+        images: Sequence[bytes],
+        *,
+        batch_size: int = 1,
+        threshold: float | None = None,
+        classes: Collection[str] | None = None,
+        max_detections: int | None = None,
+    ) -> list[dict | DetectionError]:
+        """One response body (as ``detect_bytes``, without annotation) or the ``DetectionError`` of its image,
+        per image, in order; up to ``batch_size`` decoded images share one model run."""
+        self.check_classes(classes)
+        results: list[dict | DetectionError] = []
+        for first in range(0, len(images), max(1, batch_size)):
+            decoded, decode_ms, slots = [], [], []
+            for data in images[first:first + max(1, batch_size)]:
+                start = time.perf_counter()
+                try:
+                    decoded.append(self.decode(data))
+                except DetectionError as error:
+                    results.append(error)
+                    continue
+                decode_ms.append(_ms(start, time.perf_counter()))
+                slots.append(len(results))
+                results.append({})
+            try:
+                found = self.detect_arrays([d.array for d in decoded],
+                                           original_sizes=[(d.original_width, d.original_height) for d in decoded],
+                                           threshold=threshold, classes=classes, max_detections=max_detections)
+            except DetectionError as error:  # the shared run failed: it is every image's error
+                for slot in slots:
+                    results[slot] = error
+                continue
+            for slot, image, decode_time, (detections, timings) in zip(slots, decoded, decode_ms, found):
+                body = self._body(image, detections)
+                total = decode_time + sum(timings.values())
+                body["timings_ms"] = {"decode": decode_time, **timings, "total": round(total, 2)}
+                results[slot] = body
+        return results
+
+    def _body(self, decoded: DecodedImage, detections: list[Detection]) -> dict:
+        return {
+            "detections": [d.to_dict() for d in detections],
+            "image": {"width": decoded.original_width, "height": decoded.original_height},
+            "model": self.model_info,
+        }
 
 
 class Detector(BaseDetector):
@@ -161,3 +238,15 @@ class Detector(BaseDetector):
 
     def run_model(self, model_input: np.ndarray) -> dict[str, np.ndarray]:
         return ort_session.run(self.session, self.manifest, model_input)
+
+    def run_models(self, model_inputs: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """One ``session.run`` over the stacked inputs when the graph has a batch axis (DETR-family exports),
+        else one run each."""
+        if len(model_inputs) < 2 or not self.takes_batches:
+            return super().run_models(model_inputs)
+        outputs = self.run_model(np.concatenate(model_inputs, axis=0))
+        return [{name: value[i:i + 1] for name, value in outputs.items()} for i in range(len(model_inputs))]
+
+    @property
+    def takes_batches(self) -> bool:
+        return ort_session.takes_batches(self.session)

@@ -237,15 +237,17 @@ def _record_failure(summary: Summary, bucket: str, key: str, error: DetectionErr
 
 
 def run_job(event: Mapping[str, Any], *, layout: Layout | None, s3, detect: DetectImages, max_bytes: int,
-            log: Log) -> dict:
-    """Handle an S3 notification or a batch event; returns the summary (a batch child's output)."""
+            log: Log, images_per_call: int = 1) -> dict:
+    """Handle an S3 notification or a batch event; returns the summary (a batch child's output).
+    ``detect`` gets up to ``images_per_call`` images at a time."""
     if layout is None:
         raise ConfigError("this function has no S3 input configured (OUTPUT_PREFIX is unset): deploy the "
                                  "stack with InputBucketName and OutputPrefix to process uploads or batches")
     if event_kind(event) == "batch":
         bucket, keys, options, skip_existing = batch_objects(event)
         return process_objects(bucket, keys, layout=layout, options=options, s3=s3, detect=detect,
-                               max_bytes=max_bytes, log=log, skip_existing=skip_existing).to_dict()
+                               max_bytes=max_bytes, log=log, skip_existing=skip_existing,
+                               images_per_call=images_per_call).to_dict()
     by_bucket: dict[str, list[str]] = {}
     for bucket, key in notification_objects(event, log):
         by_bucket.setdefault(bucket, []).append(key)
@@ -253,7 +255,8 @@ def run_job(event: Mapping[str, Any], *, layout: Layout | None, s3, detect: Dete
     for bucket, keys in by_bucket.items():
         try:
             summaries.append(process_objects(bucket, keys, layout=layout, options=Options(), s3=s3,
-                                             detect=detect, max_bytes=max_bytes, log=log).to_dict())
+                                             detect=detect, max_bytes=max_bytes, log=log,
+                                             images_per_call=images_per_call).to_dict())
         except JobFailed as error:
             failed.append(str(error))
     if failed:

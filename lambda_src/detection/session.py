@@ -102,8 +102,16 @@ def create_session(model_path: str | os.PathLike, *, threads: int | None = None,
     return ort.InferenceSession(str(path), sess_options=session_options(threads=threads), providers=providers)
 
 
+def takes_batches(session: ort.InferenceSession) -> bool:
+    """Whether one run takes several images: the input's first axis is a named free dimension and every output
+    leads with the same one (DETR-family exports; graphs with NMS inside output one image's detections)."""
+    batch = session.get_inputs()[0].shape[0]
+    return isinstance(batch, str) and all(out.shape and out.shape[0] == batch for out in session.get_outputs())
+
+
 def run(session: ort.InferenceSession, manifest: Manifest, tensor: np.ndarray) -> dict[str, np.ndarray]:
-    """Run the model on one preprocessed tensor; returns the manifest's outputs by name."""
+    """Run the model on a preprocessed (N, 3, H, W) tensor (N > 1 only if ``takes_batches``); returns the
+    manifest's outputs by name."""
     spec = manifest.output
     names = [spec.boxes, spec.scores, spec.labels] if spec.format == "boxes_scores_labels" else [spec.logits, spec.boxes]
     values = session.run(names, {manifest.input.name: tensor})

@@ -12,6 +12,8 @@ Variables:
     MAX_IMAGE_PIXELS  largest accepted image in pixels (default 50 MP), checked before decoding
     JPEG_DRAFT        1 (default) lets the JPEG decoder reduce big photos to the size the model needs
     ORT_THREADS       ONNX Runtime intra-op threads (default: the vCPUs Lambda gives this memory size)
+    INFERENCE_BATCH   S3 jobs: images per model run where the graph takes a batch (DETR-family exports), 1..32;
+                      default 1 (one by one: see README, batched inference, for when more pays)
     ENDPOINT_NAME     set by Backend=gpu|inferentia: forward to that SageMaker endpoint (detection.remote)
     INPUT_BUCKET      S3 jobs (upload notifications, Distributed Map batches; detection.s3jobs): the bucket
     INPUT_PREFIX      they read images under, and the prefix in it that results go to:
@@ -41,6 +43,7 @@ from .s3jobs import Layout
 T = TypeVar("T")
 
 DEFAULT_CACHE_DIR = "/tmp/model-bundles"
+MAX_INFERENCE_BATCH = 32  # a batch's tensors and activations share the function's memory
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Settings:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_draft: bool = True
     ort_threads: int | None = None
+    inference_batch: int = 1
     input_bucket: str = ""
     input_prefix: str = ""
     output_prefix: str = ""
@@ -78,6 +82,7 @@ class Settings:
             max_image_pixels=reader.parse("MAX_IMAGE_PIXELS", _positive_int, DEFAULT_MAX_PIXELS),
             jpeg_draft=reader.parse("JPEG_DRAFT", _flag, True),
             ort_threads=reader.parse("ORT_THREADS", _positive_int, None),
+            inference_batch=reader.parse("INFERENCE_BATCH", _batch_size, 1),
             input_bucket=reader.text("INPUT_BUCKET"),
             input_prefix=reader.text("INPUT_PREFIX"),
             output_prefix=reader.text("OUTPUT_PREFIX"),
@@ -119,6 +124,16 @@ def _positive_int(raw: str) -> int:
         value = 0
     if value <= 0:
         raise ValueError("a positive integer")
+    return value
+
+
+def _batch_size(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_INFERENCE_BATCH:
+        raise ValueError(f"an integer from 1 to {MAX_INFERENCE_BATCH}")
     return value
 
 

@@ -4,6 +4,10 @@ The graph finds the bounding box of bright pixels in its input tensor (mean over
 reports it as one detection of class 1 with score 0.9 — as ``boxes_scores_labels`` (xyxy input pixels) or as
 ``detr`` (logits + normalized cxcywh). Feed it a white rectangle on black and the right answer is the
 rectangle, so every resize/letterbox/pad/rescale mistake shows up as a wrong box.
+
+``batch`` (``detr`` only): ``"axis"`` gives the graph a free first axis (one detection per image of the batch);
+``"mixing"`` does too but lets images of one batch see each other's bright pixels (a graph whose batch axis
+changes its answers, which batched serving must catch).
 """
 
 from __future__ import annotations
@@ -25,9 +29,17 @@ def _const(name: str, value) -> onnx.NodeProto:
     return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value), name))
 
 
-def build_known_answer_model(*, height: int, width: int, output_format: str) -> onnx.ModelProto:
-    nodes = [
-        helper.make_node("ReduceMean", ["images"], ["gray"], axes=[1], keepdims=0),          # (1,H,W)
+def build_known_answer_model(*, height: int, width: int, output_format: str, batch: str = "none"
+                             ) -> onnx.ModelProto:
+    if batch != "none" and output_format != "detr":
+        raise ValueError("only the detr known-answer graph has a batch axis")
+    nodes = [helper.make_node("ReduceMean", ["images"], ["own_gray"], axes=[1], keepdims=0)]  # (N,H,W)
+    if batch == "mixing":
+        nodes += [helper.make_node("ReduceMax", ["own_gray"], ["batch_gray"], axes=[0], keepdims=1),  # (1,H,W)
+                  helper.make_node("Max", ["own_gray", "batch_gray"], ["gray"])]  # (N,H,W), the batch's union
+    else:
+        nodes.append(helper.make_node("Identity", ["own_gray"], ["gray"]))
+    nodes += [
         _const("half", np.array(0.5, np.float32)),
         helper.make_node("Greater", ["gray", "half"], ["mask_b"]),
         helper.make_node("Cast", ["mask_b"], ["mask"], to=TensorProto.FLOAT),
@@ -61,18 +73,24 @@ def build_known_answer_model(*, height: int, width: int, output_format: str) -> 
             helper.make_node("Div", ["box", "size"], ["nbox"]),                                # x1 y1 x2 y2 (0..1)
             _const("to_cxcywh", np.array([[.5, 0, -1, 0], [0, .5, 0, -1], [.5, 0, 1, 0], [0, .5, 0, 1]], np.float32)),
             helper.make_node("MatMul", ["nbox", "to_cxcywh"], ["cxcywh"]),
-            _const("box_shape", np.array([1, 1, 4], np.int64)),
-            helper.make_node("Reshape", ["cxcywh", "box_shape"], ["pred_boxes"]),
+            _const("box_shape", np.array([-1, 1, 4], np.int64)),
+            helper.make_node("Reshape", ["cxcywh", "box_shape"], ["pred_boxes"]),                # (N,1,4)
             # query 0 is the square (class 1 of 3, background-free logits); score sigmoid(2.197) = 0.9
-            _const("logits", np.array([[[-9.0, 2.1972246, -9.0]]], np.float32)),
+            _const("one_logits", np.array([[[-9.0, 2.1972246, -9.0]]], np.float32)),
+            helper.make_node("Shape", ["images"], ["image_shape"], start=0, end=1),
+            _const("query_class", np.array([1, 3], np.int64)),
+            helper.make_node("Concat", ["image_shape", "query_class"], ["logits_shape"], axis=0),
+            helper.make_node("Expand", ["one_logits", "logits_shape"], ["logits"]),              # (N,1,3)
         ]
+        first = "batch" if batch != "none" else 1
         outputs = [
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1, 3]),
-            helper.make_tensor_value_info("pred_boxes", TensorProto.FLOAT, [1, 1, 4]),
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, [first, 1, 3]),
+            helper.make_tensor_value_info("pred_boxes", TensorProto.FLOAT, [first, 1, 4]),
         ]
+    first = "batch" if batch != "none" else 1
     graph = helper.make_graph(
         nodes, "known_answer",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, height, width])], outputs,
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [first, 3, height, width])], outputs,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -90,11 +108,13 @@ def build_known_answer_bundle(
     width: int = 128,
     imagenet: bool = True,
     antialias: bool = False,
+    batch: str = "none",
 ) -> Bundle:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / "model.onnx"
-    onnx.save(build_known_answer_model(height=height, width=width, output_format=output_format), model_path)
+    onnx.save(build_known_answer_model(height=height, width=width, output_format=output_format, batch=batch),
+              model_path)
     if output_format == "boxes_scores_labels":
         output = {"format": output_format, "boxes": "boxes", "scores": "scores", "labels": "labels"}
         labels = {"offset": 0, "background_id": 0}

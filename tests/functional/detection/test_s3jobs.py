@@ -13,6 +13,7 @@ from detection.errors import BadRequest, ConfigError, EndpointError
 from detection.events import Options
 from tests.conftest import load_event
 from tests.functional.detection.test_handler import Context, load_handler
+from tests.support.known_answer import build_known_answer_bundle, square_image
 
 BUCKET = "detection-inputs"
 LAYOUT_ENV = {"INPUT_BUCKET": BUCKET, "INPUT_PREFIX": "photos/", "OUTPUT_PREFIX": "detections/"}
@@ -159,3 +160,21 @@ def test_without_a_layout_an_s3_job_is_refused(known_answer_bundle, s3):
 def test_output_under_input_is_an_invalid_environment(known_answer_bundle):
     with pytest.raises(ConfigError, match="OUTPUT_PREFIX 'photos/out/' is under INPUT_PREFIX 'photos/'"):
         load_handler(known_answer_bundle.root, INPUT_PREFIX="photos/", OUTPUT_PREFIX="photos/out/")
+
+
+def test_inference_batch_gives_the_results_of_one_by_one(tmp_path, s3):
+    """INFERENCE_BATCH=3 on a graph with a batch axis: the broken image stays its own failure, the others are
+    detected as one by one (the known-answer graph's answer only depends on its own image)."""
+    bundle = build_known_answer_bundle(tmp_path / "bundle", output_format="detr", batch="axis", resize="stretch")
+    keys = ["photos/square.jpg", "photos/broken.jpg", "photos/a.png", "photos/b.png", "photos/more squares/square 2.jpg"]
+    s3.put_object(Bucket=BUCKET, Key="photos/a.png", Body=square_image(width=90, height=60, box=(5, 5, 40, 30), fmt="PNG"))
+    s3.put_object(Bucket=BUCKET, Key="photos/b.png", Body=square_image(width=60, height=90, box=(20, 30, 50, 80), fmt="PNG"))
+    event = {"Items": [{"Key": key} for key in keys], "BatchInput": {"Bucket": BUCKET}}
+    written = {}
+    for batch in ("1", "3"):
+        summary = load_handler(bundle.root, INFERENCE_BATCH=batch, **LAYOUT_ENV).handle(event, Context())
+        assert (summary["items"], summary["succeeded"], summary["failed"]) == (5, 4, 1), summary
+        written[batch] = {key: without_timings(result(s3, "detections/" + key.split("/", 1)[1] + ".json"))
+                          for key in keys}
+    assert written["3"] == written["1"]
+    assert len({json.dumps(body["detections"]) for key, body in written["3"].items() if "broken" not in key}) == 3

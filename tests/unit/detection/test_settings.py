@@ -46,3 +46,15 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(ConfigError) as raised:
         Settings.from_env({"ORT_THREADS": "x", "SCORE_THRESHOLD": "2"})
     assert "ORT_THREADS" in raised.value.message and "SCORE_THRESHOLD" in raised.value.message
+
+
+@pytest.mark.parametrize("value, expected", [("1", 1), ("4", 4), ("32", 32)])
+def test_inference_batch(value, expected):
+    assert Settings.from_env({"INFERENCE_BATCH": value}).inference_batch == expected
+    assert Settings().inference_batch == 1
+
+
+@pytest.mark.parametrize("value", ["0", "33", "four", "-2"])
+def test_inference_batch_out_of_range_names_the_range(value):
+    with pytest.raises(ConfigError, match=f"INFERENCE_BATCH must be an integer from 1 to 32, got '{value}'"):
+        Settings.from_env({"INFERENCE_BATCH": value})
