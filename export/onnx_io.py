@@ -22,16 +22,23 @@ _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool
 
 
 def export_onnx(prepared, path: str | Path, *, opset: int = OPSET, seed: int = 0) -> Path:
-    """Trace ``prepared.module`` on a (1, 3, H, W) example and write a single-file ONNX model."""
+    """Trace ``prepared.module`` on an example and write a single-file ONNX model.
+
+    With ``prepared.batch_axis`` the input and every output get a free first axis named ``batch`` (traced on two
+    images, so no op can bake in a batch of one); otherwise the graph takes (1, 3, H, W).
+    """
     path = Path(path)
     height, width = prepared.input_size
-    example = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(seed))
+    batch = 2 if prepared.batch_axis else 1
+    example = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
+    axes = ({name: {0: "batch"} for name in (prepared.input_name, *prepared.output_names)}
+            if prepared.batch_axis else None)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about data-dependent shapes are expected here
         try:
             torch.onnx.export(prepared.module, (example,), str(path), dynamo=False, opset_version=opset,
                               input_names=[prepared.input_name], output_names=list(prepared.output_names),
-                              do_constant_folding=True)
+                              do_constant_folding=True, dynamic_axes=axes)
         except Exception as exc:  # the exporter raises many types; all mean the same to the user
             raise ExportError(f"torch.onnx.export failed for {prepared.arch}: {type(exc).__name__}: "
                               f"{(str(exc).strip().splitlines() or [''])[0][:300]}") from exc

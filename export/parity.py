@@ -172,6 +172,24 @@ def onnx_detections(detector: Detector, array: np.ndarray, *, threshold: float) 
     return detections
 
 
+def batch_check(detector: Detector, singles: Sequence[tuple[np.ndarray, float, list]], *,
+                tolerances: Tolerances, nms_iou: float | None) -> dict | None:
+    """For a graph that takes batches: all parity images in one run must give what each gave alone (``singles``:
+    image, threshold, detections). None when the graph takes one image or there is only one."""
+    if len(singles) < 2 or not detector.takes_batches:
+        return None
+    lowest = min(threshold for _, threshold, _ in singles)
+    batched = detector.detect_arrays([array for array, _, _ in singles],
+                                     original_sizes=[(a.shape[1], a.shape[0]) for a, _, _ in singles],
+                                     threshold=lowest, max_detections=1_000_000)
+    verdicts = [match_detections(alone, [d for d in together if d.score >= threshold], threshold=threshold,
+                                 tolerances=tolerances, nms_iou=nms_iou)
+                for (_, threshold, alone), (together, _) in zip(singles, batched)]
+    return {"images": len(singles), "passed": all(v["passed"] for v in verdicts),
+            "max_score_delta": max(v["max_score_delta"] for v in verdicts),
+            "problems": [p for v in verdicts for p in v["problems"]][:5]}
+
+
 def _preprocessing_differences(manifest_block: dict, reference: dict) -> list[str]:
     out = []
     for key, expected in reference.items():
@@ -192,7 +210,7 @@ def run_parity_gate(prepared, bundle: Bundle, images: Sequence[ParityImage], *,
     """Compare eager and ONNX detections on ``images``; return the report or raise ``ParityError``."""
     started = time.perf_counter()
     detector = Detector(bundle)
-    results = []
+    results, singles = [], []
     for number, image in enumerate(images, 1):
         decoded = decode_image(image.data)
         array = decoded.array
@@ -201,12 +219,16 @@ def run_parity_gate(prepared, bundle: Bundle, images: Sequence[ParityImage], *,
                                    min_detections=tolerances.min_detections)
         reference = [d for d in reference if d.score >= threshold]
         candidate = onnx_detections(detector, array, threshold=threshold)
+        singles.append((array, threshold, candidate))
         verdict = match_detections(reference, candidate, threshold=threshold, tolerances=tolerances,
                                    nms_iou=prepared.nms_iou)
         results.append({"image": image.name, "width": int(array.shape[1]), "height": int(array.shape[0]), **verdict})
         if progress:
             progress(f"parity {number}/{len(images)} {image.name}: {verdict['matched']}/{verdict['pytorch']} matched, "
                      f"max score delta {verdict['max_score_delta']:.2e}, min IoU {verdict['min_iou']:.4f}")
+    batch = batch_check(detector, singles, tolerances=tolerances, nms_iou=prepared.nms_iou)
+    if batch is not None and progress:
+        progress(f"batch of {batch['images']}: max score delta {batch['max_score_delta']:.2e} against one by one")
     manifest_block = bundle.manifest.to_dict()["preprocessing"]
     report = {
         "passed": all(r["passed"] for r in results),
@@ -216,12 +238,17 @@ def run_parity_gate(prepared, bundle: Bundle, images: Sequence[ParityImage], *,
         "min_iou": min((r["min_iou"] for r in results), default=1.0),
         "tolerances": {"score": tolerances.score, "iou": tolerances.iou},
         "reference": "torch eager, torch.nn.functional.interpolate preprocessing (export/reference.py)",
+        **({"batch": batch} if batch is not None else {}),
         "seconds": round(time.perf_counter() - started, 2),
     }
     if report["detections_compared"] == 0 and report["passed"]:
         report["passed"] = False
         for r in results:
             r["problems"] = ["no detections on either side: nothing was compared"]
+    if report["passed"] and batch is not None and not batch["passed"]:
+        raise ParityError(f"the graph's batch axis changes its detections: a batch of {batch['images']} images "
+                          f"differs from one by one ({batch['problems'][0]}); export the family without "
+                          "batch_axis", report=report)
     if not report["passed"]:
         failed = [r for r in results if not r["passed"]]
         worst = failed[0]

@@ -61,6 +61,7 @@ class DetrFamily(Family):
 
     input_name = "pixel_values"
     output_names = ("logits", "pred_boxes")
+    batch_axis = True
 
     def __init__(self, *, name: str, model_class: str, config_class: str, archs: dict[str, ArchSpec],
                  configs: dict[str, Callable[[int], object]], hub_ids: dict[str, str], preprocessing: dict,

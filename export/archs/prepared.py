@@ -13,7 +13,7 @@ class PreparedModel:
     """Everything needed to export one network and to describe it in the manifest."""
 
     arch: str
-    module: nn.Module                       # (1, 3, H, W) normalized tensor -> tuple of outputs
+    module: nn.Module                       # (N, 3, H, W) normalized tensor -> tuple of outputs
     input_name: str
     output_names: tuple[str, ...]
     input_size: tuple[int, int]             # (height, width)
@@ -25,6 +25,7 @@ class PreparedModel:
     score_threshold: float = 0.5
     max_detections: int = 100
     nms_iou: float | None = None            # IoU threshold of NMS inside the graph (parity: borderline flips)
+    batch_axis: bool = False                # export with a free first axis: several images per run
     notes: dict[str, Any] = field(default_factory=dict)   # provenance extras (e.g. random-init tweaks)
 
 

@@ -7,10 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from detection.image import decode_image
 from detection.manifest import InputSpec, parse_manifest
+from detection.pipeline import Detector
 from detection.preprocess import preprocess
-from export.parity import Tolerances, iou, match_detections, pick_threshold
+from export.parity import Tolerances, batch_check, iou, match_detections, onnx_detections, pick_threshold
 from export.reference import reference_preprocess
+from tests.support.known_answer import build_known_answer_bundle, square_image
 
 
 @dataclass
@@ -109,3 +112,20 @@ CASCADE = Det(3, 0.51, (0, 2, 100, 11))                   # suppressed by HALF (
 def test_nms_borderline(reference, candidate, nms_iou, passed):
     verdict = match_detections(reference, candidate, threshold=0.3, tolerances=TOL, nms_iou=nms_iou)
     assert verdict["passed"] is passed, verdict
+
+
+@pytest.mark.parametrize("batch, passed", [("none", None), ("axis", True), ("mixing", False)])
+def test_batch_check_compares_one_run_with_one_by_one(tmp_path, batch, passed):
+    bundle = build_known_answer_bundle(tmp_path / "bundle", output_format="detr", batch=batch, resize="stretch")
+    detector = Detector(bundle, threads=1)
+    singles = []
+    for box in [(10, 10, 40, 30), (60, 20, 120, 90)]:
+        array = decode_image(square_image(width=160, height=120, box=box)).array
+        singles.append((array, 0.5, onnx_detections(detector, array, threshold=0.5)))
+    report = batch_check(detector, singles, tolerances=Tolerances(), nms_iou=None)
+    if passed is None:
+        assert report is None  # a graph without a batch axis is served one by one: nothing to check
+    else:
+        assert report["images"] == 2 and report["passed"] is passed
+        assert bool(report["problems"]) is not passed
+    assert batch_check(detector, singles[:1], tolerances=Tolerances(), nms_iou=None) is None
