@@ -15,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import zoo
 from export import archs
 from export.api import export_bundle
 from export.images import default_parity_images
+from export.onnx_io import describe_graph
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = REPO_ROOT / ".cache" / "bench"
@@ -79,7 +81,7 @@ def bundle_dir(spec: ModelSpec, *, cache_dir: Path = DEFAULT_CACHE) -> Path:
 def ensure_bundle(spec: ModelSpec, *, cache_dir: Path = DEFAULT_CACHE, log=print) -> Path:
     """The bundle directory for ``spec``, exported on first use (minutes for RetinaNet on 2 cores)."""
     out = bundle_dir(spec, cache_dir=cache_dir)
-    if (out / "model.json").exists():
+    if (out / "model.json").exists() and (spec.bundle is not None or not _lacks_batch_axis(spec, out)):
         return out
     if spec.bundle is not None:
         raise BenchError(f"{out} is not a model bundle (no model.json): pass a directory written by export")
@@ -87,6 +89,13 @@ def ensure_bundle(spec: ModelSpec, *, cache_dir: Path = DEFAULT_CACHE, log=print
     export_bundle(spec.arch, "none", out, input_size=spec.size, seed=SEED,
                   parity_images=default_parity_images(photos=1)[:2], progress=lambda m: log(f"  {m}"))
     return out
+
+
+def _lacks_batch_axis(spec: ModelSpec, out: Path) -> bool:
+    """A cached export from before the family's graphs had a batch axis (re-exported: batched inference needs it)."""
+    if not zoo.family_of(spec.arch).batch_axis:
+        return False
+    return isinstance(describe_graph(out / "model.onnx")["inputs"][0]["shape"][0], int)
 
 
 def eager_model(spec: ModelSpec):

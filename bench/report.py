@@ -237,6 +237,23 @@ def markdown(results: dict, *, chart_name: str | None) -> str:
             out.append(f"| {model['model']} | {f['bundle_mib']} | {f['second_hash_pass_s']:.3f} | "
                        f"{f['sequential']['median']['since_process_start_s']:.3f} | "
                        f"{f['overlapped']['median']['since_process_start_s']:.3f} | {f['overlapped_over_sequential']}x |")
+    batched = [m for m in results["models"] if m.get("batched", {}).get("takes_batches")]
+    if batched:
+        sizes = sorted(batched[0]["batched"]["threads_1"], key=int)
+        out += ["", "## Batched inference for S3 jobs (1080p JPEG, `Detector.detect_many`, built package)", "",
+                "Images per second per vCPU with one image per model run against `INFERENCE_BATCH` images per run "
+                "(decode, preprocess, one `session.run` over the stacked tensors, postprocess); `gain` is the "
+                "median of per-round ratios of seconds per image (rounds shuffle the batch sizes). Batch mode "
+                "should use a batch size only where its gain is above 1 at the function's vCPU count.", "",
+                "| model | ORT threads | " + " | ".join(f"batch {b}: img/s/vCPU" + ("" if b == "1" else " (gain)")
+                                                       for b in sizes) + " |",
+                "|---|---|" + "---|" * len(sizes)]
+        for model in batched:
+            for threads in (1, 2):
+                rows = model["batched"][f"threads_{threads}"]
+                cells = [f"{rows[b]['images_per_s_per_vcpu']:.2f}"
+                         + ("" if b == "1" else f" ({rows[b]['gain_over_one_by_one']}x)") for b in sizes]
+                out.append(f"| {model['model']} | {threads} | " + " | ".join(cells) + " |")
     out += ["", "## Package size (MiB; the model is not in the package: it comes from MODEL_URI)", "",
             "| build | zipped | unzipped | within 50 / 150 MiB | byte code |", "|---|---|---|---|---|"]
     for arch, size in results.get("packages", {}).items():

@@ -213,6 +213,30 @@ def one_vcpu_duration(package_dir: Path, model_dir: Path, images: dict[str, Path
             "handler_1080p_over_session_run": paired_ratio(samples["handler_1080p"], samples["session_run"])}
 
 
+BATCH_SIZES = (2, 4, 8)
+
+
+def batched_inference(package_dir: Path, model_dir: Path, images: dict[str, Path], config: BenchConfig) -> dict:
+    """The S3 jobs' detection step on the 1080p JPEG: one image per model run against 2/4/8 (INFERENCE_BATCH), with
+    1 and 2 ORT threads; images per second per vCPU, and each batch size's gain as a median of per-round ratios."""
+    out: dict = {}
+    for threads in (1, 2):
+        result = run_worker(mode="batched", package_dir=package_dir, model_dir=model_dir, images=images,
+                            env={"ORT_THREADS": str(threads)}, batch_image="1080p", batch_sizes=list(BATCH_SIZES),
+                            images_per_round=max(BATCH_SIZES), warmup=1, runs=max(3, config.runs // 4))
+        if not result["takes_batches"]:
+            return {"takes_batches": False}
+        samples = result["samples"]
+        rows = {}
+        for size, per_image in samples.items():
+            p50 = float(np.median(per_image))
+            rows[size] = {"ms_per_image": round(p50 * 1000, 1), "images_per_s_per_vcpu": round(1 / p50 / threads, 2),
+                          "gain_over_one_by_one": paired_ratio(samples["1"], per_image)}
+        out[f"threads_{threads}"] = rows
+    out["takes_batches"] = True
+    return out
+
+
 COLD_KEYS = ("imports_s", "numpy_s", "pillow_s", "onnxruntime_s", "detection_s", "init_s", "first_invoke_s",
              "since_process_start_s", "process_wall_s")
 
@@ -342,6 +366,8 @@ def bench_model(spec: ModelSpec, *, package_dir: Path, images: dict[str, Path], 
                                       "no_bytecode": (model_dir, False)}, images, config)
     log(f"[{spec.key}] cold starts fetching the bundle from a local S3 (sequential vs overlapped) ...")
     entry["cold_start_fetch"] = cold_starts_with_fetch(package_dir, model_dir, images, config)
+    log(f"[{spec.key}] batched inference for S3 jobs (1 vs {'/'.join(map(str, BATCH_SIZES))} images per run) ...")
+    entry["batched"] = batched_inference(package_dir, model_dir, images, config)
     entry["cold_start"] = colds["optimized"]
     entry["cold_start_plain"] = colds["plain"]
     entry["cold_start_no_bytecode"] = colds["no_bytecode"]

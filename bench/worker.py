@@ -4,8 +4,9 @@
 plus the unpacked package (inserted below), as on Lambda. torch is not importable here, and we record that.
 Modes: ``warm`` (interleaved bare ``session.run`` / handler on each JPEG), ``cold`` (imports, then the
 handler's init: bundle fetch + session creation, then the first invoke of a fresh process) and
-``cold_overlapped`` (the handler imported first, as Lambda does: its bundle download overlaps the imports). Results go to the JSON path in the config; stdout carries
-the handler's log lines only.
+``cold_overlapped`` (the handler imported first, as Lambda does: its bundle download overlaps the imports) and
+``batched`` (the S3 jobs' detection step, ``Detector.detect_many``, one image per model run against several, in
+shuffled rounds). Results go to the JSON path in the config; stdout carries the handler's log lines only.
 """
 
 import time
@@ -122,13 +123,34 @@ def warm(config: dict) -> dict:
             "decoded_shape": {"floor": list(decoded.array.shape)}}
 
 
+def batched(config: dict) -> dict:
+    import handler  # lazy: the package is on sys.path only after main(), the handler loads the model
+
+    detector = handler.SERVICE.detector()
+    with open(config["images"][config["batch_image"]], "rb") as handle:
+        images = [handle.read()] * config["images_per_round"]
+    sizes = [1, *config["batch_sizes"]]
+    samples: dict = {str(size): [] for size in sizes}
+    order = random.Random(0)
+    for i in range(config["warmup"] + config["runs"]):
+        order.shuffle(sizes)
+        for size in sizes:
+            start = time.perf_counter()
+            detector.detect_many(images, batch_size=size)
+            if i >= config["warmup"]:
+                samples[str(size)].append((time.perf_counter() - start) / len(images))  # seconds per image
+    return {"samples": samples, "takes_batches": detector.takes_batches,
+            "threads": detector.session.get_session_options().intra_op_num_threads}
+
+
 def main() -> int:
     with open(sys.argv[1]) as handle:
         config = json.load(handle)
     sys.path.insert(0, config["package_dir"])
     if config.get("runtime_dir"):  # Lambda's /var/runtime, after the package as on Lambda
         sys.path.append(config["runtime_dir"])
-    result = {"cold": cold, "cold_overlapped": cold_overlapped, "warm": warm}[config["mode"]](config)
+    modes = {"cold": cold, "cold_overlapped": cold_overlapped, "warm": warm, "batched": batched}
+    result = modes[config["mode"]](config)
     result["torch_importable"] = importlib.util.find_spec("torch") is not None
     result["torch_imported"] = "torch" in sys.modules
     result["sys_path"] = sys.path[:3]

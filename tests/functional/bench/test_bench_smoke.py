@@ -21,7 +21,7 @@ TEST_DIST = REPO_ROOT / ".cache" / "lambda_build" / "test-dist"  # shared with t
 def quick_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     bundle = build_known_answer_bundle(root / "bundle", output_format="detr", resize="stretch", antialias=True,
-                                       height=96, width=128)
+                                       height=96, width=128, batch="axis")
     out = root / "out"
     code = main(["--quick", "--bundle", str(bundle.root), "--out", str(out), "--dist", str(TEST_DIST),
                  "--tmp-models", str(root / "tmp-models")])
@@ -34,7 +34,7 @@ def test_quick_run_writes_json_markdown_and_chart(quick_run):
     assert (out / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (out / "BENCHMARKS.md").read_text()
     for heading in ("## Goals", "## Latency", "## Handler breakdown", "## Cold start", "## Package size",
-                    "## Cost per million images", "indicative only"):
+                    "## Cost per million images", "## Batched inference for S3 jobs", "indicative only"):
         assert heading in markdown
 
 
@@ -59,6 +59,12 @@ def test_quick_run_results_have_every_figure(quick_run):
     assert model["cold_start_no_bytecode"]["median"]["imports_s"] > 0
     assert model["ratios"]["cold_start_plain_over_optimized"] > 0
     assert model["one_vcpu"]["handler_1080p_over_session_run"] > 0
+    batched = model["batched"]
+    assert batched["takes_batches"] is True
+    for threads in ("threads_1", "threads_2"):
+        assert sorted(batched[threads], key=int) == ["1", "2", "4", "8"]
+        assert all(row["images_per_s_per_vcpu"] > 0 for row in batched[threads].values())
+        assert all(batched[threads][size]["gain_over_one_by_one"] > 0 for size in ("2", "4", "8"))
     cold = model["cold_start"]["median"]
     assert cold["imports_plus_session_plus_first_run_s"] > 0 and cold["process_wall_s"] >= cold["imports_s"]
     assert [row["memory_mb"] for row in model["cost"]] == [1024, 1769, 2048, 3008, 3538, 10240]
