@@ -115,8 +115,13 @@ class Service:
         """One response body or one DetectionError per image (the S3 jobs' detection step); options that no
         image could satisfy (an unknown class) raise: the whole batch is wrong."""
         threshold = options.threshold if options.threshold is not None else self.settings.score_threshold
-        return self.detector().detect_many(images, batch_size=self.settings.inference_batch, threshold=threshold,
+        return self.detector().detect_many(images, batch_size=self.images_per_run(), threshold=threshold,
                                            classes=options.classes, max_detections=options.max_detections)
+
+    def images_per_run(self) -> int:
+        detector = self.detector()
+        threads = detector.session.get_session_options().intra_op_num_threads if isinstance(detector, Detector) else 1
+        return self.settings.images_per_run(threads=threads)
 
     def handle_job(self, event: dict, kind: str, request_id: str | None) -> dict:
         """Upload notifications and batches: failures raise (Lambda retries them; the Map counts them)."""
@@ -129,7 +134,7 @@ class Service:
         try:
             summary = s3jobs.run_job(event, layout=self.settings.s3_layout, s3=store.client(),
                                      detect=self.detect_images, max_bytes=self.settings.max_image_bytes, log=log,
-                                     images_per_call=self.settings.inference_batch)
+                                     images_per_call=self.images_per_run())
         except Exception as exc:
             record.update(level="ERROR", error_code=type(exc).__name__, error_message=str(exc)[:1000],
                           duration_ms=round((time.perf_counter() - start) * 1000, 2))

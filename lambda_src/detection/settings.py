@@ -12,8 +12,9 @@ Variables:
     MAX_IMAGE_PIXELS  largest accepted image in pixels (default 50 MP), checked before decoding
     JPEG_DRAFT        1 (default) lets the JPEG decoder reduce big photos to the size the model needs
     ORT_THREADS       ONNX Runtime intra-op threads (default: the vCPUs Lambda gives this memory size)
-    INFERENCE_BATCH   S3 jobs: images per model run where the graph takes a batch (DETR-family exports), 1..32;
-                      default 1 (one by one: see README, batched inference, for when more pays)
+    INFERENCE_BATCH   S3 jobs: images per model run where the graph takes a batch (DETR-family exports), 1..32,
+                      or auto (default): 4 with two or more full vCPUs, else 1 (``images_per_run``)
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE  set by Lambda: the function's memory, which fixes its CPU share
     ENDPOINT_NAME     set by Backend=gpu|inferentia: forward to that SageMaker endpoint (detection.remote)
     INPUT_BUCKET      S3 jobs (upload notifications, Distributed Map batches; detection.s3jobs): the bucket
     INPUT_PREFIX      they read images under, and the prefix in it that results go to:
@@ -44,6 +45,10 @@ T = TypeVar("T")
 
 DEFAULT_CACHE_DIR = "/tmp/model-bundles"
 MAX_INFERENCE_BATCH = 32  # a batch's tensors and activations share the function's memory
+# INFERENCE_BATCH=auto: python -m bench, "Batched inference" (2026-12-02): 4 images per run were 1.05-1.11x the
+# images/s of one by one with 2 ORT threads and 0.89-0.96x with 1, for D-FINE-N/S at 640
+AUTO_INFERENCE_BATCH = 4
+MB_PER_VCPU = 1769  # Lambda: CPU in proportion to memory, one full vCPU per 1,769 MB
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,8 @@ class Settings:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_draft: bool = True
     ort_threads: int | None = None
-    inference_batch: int = 1
+    inference_batch: int | None = None  # None: auto
+    function_memory_mb: int | None = None
     input_bucket: str = ""
     input_prefix: str = ""
     output_prefix: str = ""
@@ -68,6 +74,21 @@ class Settings:
             return None
         return Layout(input_prefix=self.input_prefix, output_prefix=self.output_prefix,
                       bucket=self.input_bucket or None)
+
+    def images_per_run(self, *, threads: int) -> int:
+        """INFERENCE_BATCH, or for auto: ``AUTO_INFERENCE_BATCH`` when ``threads`` ORT threads have two full
+        vCPUs under them (on Lambda the memory size says how many; elsewhere each thread has a CPU), else 1.
+
+        Example:
+            >>> Settings.from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048"}).images_per_run(threads=2)
+            1
+            >>> Settings.from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3538"}).images_per_run(threads=2)
+            4
+        """
+        if self.inference_batch is not None:
+            return self.inference_batch
+        vcpus = threads if self.function_memory_mb is None else min(threads, self.function_memory_mb // MB_PER_VCPU)
+        return AUTO_INFERENCE_BATCH if vcpus >= 2 else 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -82,7 +103,8 @@ class Settings:
             max_image_pixels=reader.parse("MAX_IMAGE_PIXELS", _positive_int, DEFAULT_MAX_PIXELS),
             jpeg_draft=reader.parse("JPEG_DRAFT", _flag, True),
             ort_threads=reader.parse("ORT_THREADS", _positive_int, None),
-            inference_batch=reader.parse("INFERENCE_BATCH", _batch_size, 1),
+            inference_batch=reader.parse("INFERENCE_BATCH", _batch_size, None),
+            function_memory_mb=reader.parse("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", _positive_int, None),
             input_bucket=reader.text("INPUT_BUCKET"),
             input_prefix=reader.text("INPUT_PREFIX"),
             output_prefix=reader.text("OUTPUT_PREFIX"),
@@ -127,13 +149,15 @@ def _positive_int(raw: str) -> int:
     return value
 
 
-def _batch_size(raw: str) -> int:
+def _batch_size(raw: str) -> int | None:
+    if raw.lower() == "auto":
+        return None
     try:
         value = int(raw)
     except ValueError:
         value = 0
     if not 1 <= value <= MAX_INFERENCE_BATCH:
-        raise ValueError(f"an integer from 1 to {MAX_INFERENCE_BATCH}")
+        raise ValueError(f"auto or an integer from 1 to {MAX_INFERENCE_BATCH}")
     return value
 
 

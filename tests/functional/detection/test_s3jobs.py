@@ -178,3 +178,10 @@ def test_inference_batch_gives_the_results_of_one_by_one(tmp_path, s3):
                           for key in keys}
     assert written["3"] == written["1"]
     assert len({json.dumps(body["detections"]) for key, body in written["3"].items() if "broken" not in key}) == 3
+
+
+@pytest.mark.parametrize("memory, threads, expected", [("3538", "2", 4), ("2048", "2", 1), ("10240", "1", 1)])
+def test_auto_inference_batch_follows_the_functions_vcpus(known_answer_bundle, memory, threads, expected):
+    service = load_handler(known_answer_bundle.root, AWS_LAMBDA_FUNCTION_MEMORY_SIZE=memory, ORT_THREADS=threads,
+                           **LAYOUT_ENV)
+    assert service.images_per_run() == expected

@@ -48,13 +48,26 @@ def test_every_problem_is_reported_at_once():
     assert "ORT_THREADS" in raised.value.message and "SCORE_THRESHOLD" in raised.value.message
 
 
-@pytest.mark.parametrize("value, expected", [("1", 1), ("4", 4), ("32", 32)])
+@pytest.mark.parametrize("value, expected", [("1", 1), ("4", 4), ("32", 32), ("auto", None), ("AUTO", None)])
 def test_inference_batch(value, expected):
     assert Settings.from_env({"INFERENCE_BATCH": value}).inference_batch == expected
-    assert Settings().inference_batch == 1
+    assert Settings().inference_batch is None  # auto
 
 
 @pytest.mark.parametrize("value", ["0", "33", "four", "-2"])
 def test_inference_batch_out_of_range_names_the_range(value):
-    with pytest.raises(ConfigError, match=f"INFERENCE_BATCH must be an integer from 1 to 32, got '{value}'"):
+    with pytest.raises(ConfigError, match=f"INFERENCE_BATCH must be auto or an integer from 1 to 32, got '{value}'"):
         Settings.from_env({"INFERENCE_BATCH": value})
+
+
+@pytest.mark.parametrize("env, threads, expected", [
+    ({}, 1, 1), ({}, 2, 4), ({}, 8, 4),                                                     # off Lambda: a CPU each
+    ({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769"}, 1, 1),
+    ({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048"}, 2, 1),  # two vCPUs but 1.16 vCPUs of CPU time
+    ({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3538"}, 2, 4),
+    ({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "10240"}, 1, 1),  # ORT_THREADS=1: one thread cannot use them
+    ({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "INFERENCE_BATCH": "8"}, 1, 8),             # explicit wins
+    ({"INFERENCE_BATCH": "1"}, 4, 1),
+])
+def test_images_per_run(env, threads, expected):
+    assert Settings.from_env(env).images_per_run(threads=threads) == expected

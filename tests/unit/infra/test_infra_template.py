@@ -145,7 +145,7 @@ def test_function_points_at_its_backend(root_stack, backend):
     env = stack.resolve(stack.resources["DetectFunction"]["Properties"]["Environment"]["Variables"])
     assert env["MODEL_URI"] == MODEL_URI
     assert env["SCORE_THRESHOLD"] == "0.5"
-    assert str(env["INFERENCE_BATCH"]) == "1"  # a Number parameter; CloudFormation passes it as text
+    assert env["INFERENCE_BATCH"] == "auto"
     assert env["BACKEND"] == backend
     expected = "" if backend == "lambda" else getatt_token(next(iter(NESTED_STACK_OF[backend])), "Outputs.EndpointName")
     assert env["ENDPOINT_NAME"] == expected
