@@ -74,28 +74,33 @@ def model_specs(archs: list[str] | None, sizes: list[int] | None, *, quick: bool
     return specs
 
 
-def bundle_dir(spec: ModelSpec, *, cache_dir: Path = DEFAULT_CACHE) -> Path:
-    return spec.bundle if spec.bundle is not None else cache_dir / "bundles" / f"{spec.arch}-{spec.size}"
+def bundle_dir(spec: ModelSpec, *, cache_dir: Path = DEFAULT_CACHE, batch_axis: bool = False) -> Path:
+    if spec.bundle is not None:
+        return spec.bundle
+    return cache_dir / "bundles" / f"{spec.arch}-{spec.size}{'-batch' if batch_axis else ''}"
 
 
-def ensure_bundle(spec: ModelSpec, *, cache_dir: Path = DEFAULT_CACHE, log=print) -> Path:
-    """The bundle directory for ``spec``, exported on first use (minutes for RetinaNet on 2 cores)."""
-    out = bundle_dir(spec, cache_dir=cache_dir)
-    if (out / "model.json").exists() and (spec.bundle is not None or not _lacks_batch_axis(spec, out)):
+def ensure_bundle(spec: ModelSpec, *, cache_dir: Path = DEFAULT_CACHE, batch_axis: bool = False, log=print) -> Path:
+    """The bundle directory for ``spec``, exported on first use (minutes for RetinaNet on 2 cores); with
+    ``batch_axis`` the export that takes several images per run (``export --batch-axis``)."""
+    out = bundle_dir(spec, cache_dir=cache_dir, batch_axis=batch_axis)
+    if (out / "model.json").exists() and (spec.bundle is not None or has_batch_axis(out) == batch_axis):
         return out
     if spec.bundle is not None:
         raise BenchError(f"{out} is not a model bundle (no model.json): pass a directory written by export")
-    log(f"exporting {spec.key} (random init, seed {SEED}) to {out} ...")
-    export_bundle(spec.arch, "none", out, input_size=spec.size, seed=SEED,
+    log(f"exporting {spec.key}{' with a batch axis' if batch_axis else ''} (random init, seed {SEED}) to {out} ...")
+    export_bundle(spec.arch, "none", out, input_size=spec.size, seed=SEED, batch_axis=batch_axis,
                   parity_images=default_parity_images(photos=1)[:2], progress=lambda m: log(f"  {m}"))
     return out
 
 
-def _lacks_batch_axis(spec: ModelSpec, out: Path) -> bool:
-    """A cached export from before the family's graphs had a batch axis (re-exported: batched inference needs it)."""
-    if not zoo.family_of(spec.arch).batch_axis:
-        return False
-    return isinstance(describe_graph(out / "model.onnx")["inputs"][0]["shape"][0], int)
+def has_batch_axis(bundle: Path) -> bool:
+    """Whether the bundle's graph takes a batch (a cached export may predate, or differ from, what is asked)."""
+    return not isinstance(describe_graph(bundle / "model.onnx")["inputs"][0]["shape"][0], int)
+
+
+def batchable(spec: ModelSpec) -> bool:
+    return spec.bundle is None and zoo.family_of(spec.arch).batch_axis
 
 
 def eager_model(spec: ModelSpec):

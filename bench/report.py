@@ -208,13 +208,15 @@ def markdown(results: dict, *, chart_name: str | None) -> str:
             "`plain`: the bundle as exported; `optimized`: with `model.optimized.onnx` from "
             "`detection.session.optimize_for_serving`; both with the package's byte code, as `lambda_build` ships "
             "it when an interpreter of the target's Python is at hand; `optimized, no byte code`: the package's "
-            "`.pyc` hidden, so every import compiles, as on Lambda for a sources-only package (runs alternate).", "",
+            "`.pyc` hidden, so every import compiles, as on Lambda for a sources-only package; `optimized, batch "
+            "axis`: the `export --batch-axis` bundle that batched inference uses (runs alternate).", "",
             "| model | bundle | numpy | Pillow | onnxruntime | detection | imports | bundle + session | "
             "first 1080p invoke | imports + session + first run | process wall |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for model in results["models"]:
         for variant, key in (("plain", "cold_start_plain"), ("optimized", "cold_start"),
-                             ("optimized, no byte code", "cold_start_no_bytecode")):
+                             ("optimized, no byte code", "cold_start_no_bytecode"),
+                             ("optimized, batch axis", "cold_start_batch_axis")):
             if key not in model:
                 continue
             c = model[key]["median"]

@@ -33,7 +33,7 @@ from localaws.runtime_env import ensure_runtime_dir
 
 from . import prices
 from .images import bench_images
-from .models import DEFAULT_CACHE, BenchError, ModelSpec, eager_model, ensure_bundle
+from .models import DEFAULT_CACHE, BenchError, ModelSpec, batchable, eager_model, ensure_bundle
 from .stats import paired_ratio, summary
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
@@ -218,7 +218,8 @@ BATCH_SIZES = (2, 4, 8)
 
 def batched_inference(package_dir: Path, model_dir: Path, images: dict[str, Path], config: BenchConfig) -> dict:
     """The S3 jobs' detection step on the 1080p JPEG: one image per model run against 2/4/8 (INFERENCE_BATCH), with
-    1 and 2 ORT threads; images per second per vCPU, and each batch size's gain as a median of per-round ratios."""
+    1 and 2 ORT threads, on a bundle with a batch axis (``model_dir``); images per second per vCPU, and each batch
+    size's gain as a median of per-round ratios."""
     out: dict = {}
     for threads in (1, 2):
         result = run_worker(mode="batched", package_dir=package_dir, model_dir=model_dir, images=images,
@@ -361,16 +362,24 @@ def bench_model(spec: ModelSpec, *, package_dir: Path, images: dict[str, Path], 
     entry["handler"] = handler_vs_floor(package_dir, model_dir, images, config)
     log(f"[{spec.key}] one-vCPU duration ...")
     entry["one_vcpu"] = one_vcpu_duration(package_dir, model_dir, images, config)
-    log(f"[{spec.key}] cold starts (plain and pre-optimized model, with and without byte code, alternating) ...")
-    colds = cold_starts(package_dir, {"plain": (plain_dir, True), "optimized": (model_dir, True),
-                                      "no_bytecode": (model_dir, False)}, images, config)
+    variants = {"plain": (plain_dir, True), "optimized": (model_dir, True), "no_bytecode": (model_dir, False)}
+    batch_dir = model_dir  # a --bundle is measured as it is
+    if batchable(spec):
+        batch_dir = model_in_tmp(ensure_bundle(spec, cache_dir=config.cache_dir, batch_axis=True, log=log), config,
+                                 optimized=True)
+        variants["batch_axis"] = (batch_dir, True)
+    log(f"[{spec.key}] cold starts (plain and pre-optimized model, with and without byte code"
+        f"{', with a batch axis' if 'batch_axis' in variants else ''}, alternating) ...")
+    colds = cold_starts(package_dir, variants, images, config)
     log(f"[{spec.key}] cold starts fetching the bundle from a local S3 (sequential vs overlapped) ...")
     entry["cold_start_fetch"] = cold_starts_with_fetch(package_dir, model_dir, images, config)
     log(f"[{spec.key}] batched inference for S3 jobs (1 vs {'/'.join(map(str, BATCH_SIZES))} images per run) ...")
-    entry["batched"] = batched_inference(package_dir, model_dir, images, config)
+    entry["batched"] = batched_inference(package_dir, batch_dir, images, config)
     entry["cold_start"] = colds["optimized"]
     entry["cold_start_plain"] = colds["plain"]
     entry["cold_start_no_bytecode"] = colds["no_bytecode"]
+    if "batch_axis" in colds:
+        entry["cold_start_batch_axis"] = colds["batch_axis"]
     entry["cost"] = cost_table(one_vcpu_ms=entry["one_vcpu"]["handler_1080p"]["p50_ms"],
                                two_vcpu_ms=entry["handler"]["handler_1080p"]["p50_ms"])
     eager = entry["eager_vs_ort"]
@@ -384,6 +393,9 @@ def bench_model(spec: ModelSpec, *, package_dir: Path, images: dict[str, Path], 
             colds["plain"]["median"]["imports_plus_session_plus_first_run_s"]
             / colds["optimized"]["median"]["imports_plus_session_plus_first_run_s"], 3),
     }
+    if "batch_axis" in colds:
+        entry["ratios"]["session_init_batch_axis_over_optimized"] = round(
+            colds["batch_axis"]["median"]["init_s"] / colds["optimized"]["median"]["init_s"], 3)
     entry["best_cost"] = min(entry["cost"], key=lambda row: row["usd_per_million_arm64"])
     return entry
 

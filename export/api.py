@@ -12,12 +12,14 @@ import platform
 import re
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from detection.bundle import Bundle, write_bundle
 from detection.manifest import MANIFEST_FILE, Preprocessing
 from detection.errors import BundleError
+import zoo
 from detection.session import optimize_for_serving
 
 from . import archs
@@ -175,6 +177,7 @@ def export_bundle(
     outputs: Mapping[str, str] | str | None = None,
     upload: str | None = None,
     optimize: bool = False,
+    batch_axis: bool = False,
     provenance: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> Bundle:
@@ -186,6 +189,8 @@ def export_bundle(
     a Hugging Face hub id or ``save_pretrained`` directory (DETR families).
     ``preprocessing``: manifest preprocessing keys to override (JSON object, file or dict); the parity gate
     then checks the overridden manifest against how the model was trained.
+    ``batch_axis``: give the graph a free first axis so S3 jobs run several images at once (DETR families only;
+    it makes session creation slower: see README, batched inference).
     ``provenance``: extra entries for the manifest's provenance (e.g. the data a checkpoint was trained on); a
     ``train/`` checkpoint's recipe, epoch and val metrics are recorded there on their own (``training``).
     Raises ``ExportError`` (bad input), ``ParityError`` (gate failed: no model.json is left in ``out_dir``,
@@ -222,8 +227,13 @@ def export_bundle(
         say(f"building {arch} (weights {weights})")
         prepared = archs.prepare(arch, weights=weights, classes=_resolve_classes(classes), input_size=size,
                                  seed=seed, checkpoint=checkpoint)
+        if batch_axis:
+            if not zoo.family_of(prepared.arch).batch_axis:
+                raise ExportError(f"--batch-axis: a {prepared.arch} graph outputs one image's detections (NMS "
+                                  "inside); export it without --batch-axis")
+            prepared = replace(prepared, batch_axis=True)
         height, width = prepared.input_size
-        say(f"exporting ONNX (TorchScript exporter, opset {OPSET}, input 1x3x{height}x{width})...")
+        say(f"exporting ONNX (TorchScript exporter, opset {OPSET}, input {'N' if batch_axis else 1}x3x{height}x{width})...")
         started = time.perf_counter()
         export_onnx(prepared, out / "model.onnx", seed=seed)
         seconds = time.perf_counter() - started
@@ -238,7 +248,8 @@ def export_bundle(
             "score_threshold": prepared.score_threshold if score_threshold is None else score_threshold,
             "max_detections": prepared.max_detections,
             "provenance": {"architecture": arch, "weights": prepared.weights, "versions": versions(),
-                           "opset": OPSET, "export_seconds": round(seconds, 2), **prepared.notes,
+                           "opset": OPSET, "export_seconds": round(seconds, 2), "batch_axis": prepared.batch_axis,
+                           **prepared.notes,
                            **training_record(checkpoint), **(provenance or {})},
         }
         bundle = _write(out, manifest, prepared.class_map)

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--optimize-for-serving", action="store_true",
                         help="also write model.optimized.onnx (ORT's fusions applied ahead of time: faster cold "
                              "start; used only where the Lambda's onnxruntime version and CPU architecture match)")
+    parser.add_argument("--batch-axis", action="store_true",
+                        help="DETR families: a free batch axis, so uploads and batch runs put several images through "
+                             "one model run (INFERENCE_BATCH); session creation gets slower, HTTP gains nothing")
     parser.add_argument("--target", choices=("lambda", "gpu", "inferentia"), default="lambda",
                         help="also build the SageMaker model.tar.gz for Backend=gpu|inferentia into OUT/<target>/ "
                              "(deploy.sh uploads it to <ModelS3Uri><target>/model.tar.gz)")
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             preprocessing=args.preprocessing, name=args.name, score_threshold=args.score_threshold,
             tolerances=Tolerances(score=args.score_tolerance, iou=args.iou_tolerance), seed=args.seed,
             trust_checkpoint=args.trust_checkpoint, onnx_path=args.onnx, preset=args.preset, outputs=args.outputs,
-            upload=args.upload, optimize=args.optimize_for_serving, progress=say,
+            upload=args.upload, optimize=args.optimize_for_serving, batch_axis=args.batch_axis, progress=say,
         )
     except ExportError as exc:
         print(f"export failed: {exc.message}", file=sys.stderr)

@@ -25,7 +25,8 @@ def export_onnx(prepared, path: str | Path, *, opset: int = OPSET, seed: int = 0
     """Trace ``prepared.module`` on an example and write a single-file ONNX model.
 
     With ``prepared.batch_axis`` the input and every output get a free first axis named ``batch`` (traced on two
-    images, so no op can bake in a batch of one); otherwise the graph takes (1, 3, H, W).
+    images, so no op can bake in a batch of one); otherwise the graph takes (1, 3, H, W), which ONNX Runtime
+    opens ~3x faster (D-FINE-S, pre-optimized: 116 vs 341 ms): its shapes fold to constants.
     """
     path = Path(path)
     height, width = prepared.input_size

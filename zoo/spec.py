@@ -8,7 +8,7 @@ the already preprocessed tensor (the served one: ``detection.preprocess`` makes 
 - ``preprocessing`` / ``output_block`` / ``input_name`` / ``output_names``: the manifest contract;
 - ``build``: the network for ``num_classes`` (random init, published weights, or a stored config);
 - ``graph``: the module ``torch.onnx.export`` traces (tensor in, the output tensors out); ``batch_axis``: it
-  runs several images at once, so export gives it a free first axis;
+  can run several images at once (``export --batch-axis`` gives it a free first axis);
 - ``hub_id``: where its published weights live;
 - ``make_target`` / ``loss`` / ``raw_outputs``: what ``train`` feeds it, how it learns, what it predicts.
 
@@ -51,7 +51,7 @@ class Family:
     input_name: str
     output_names: tuple[str, ...]
     default_lr: float  # AdamW peak learning rate for fine-tuning
-    batch_axis: bool = False  # the graph runs several images at once (exported with a free first axis)
+    batch_axis: bool = False  # the graph can run several images at once (export --batch-axis)
 
     def output_block(self, model: nn.Module | None = None) -> dict:
         """The manifest ``output`` block (``model``, when given, may refine it, e.g. DETR's ``top_k``)."""

@@ -125,5 +125,4 @@ def prepare(arch: str, family: DetrFamily, *, weights: str = "default", classes:
         output_names=family.output_names, input_size=(height, width), preprocessing=preprocessing,
         output=family.output_block(model), labels={"offset": min(class_map), "background_id": None},
         class_map=class_map, weights=resolved, score_threshold=0.5, max_detections=100, notes=notes,
-        batch_axis=family.batch_axis,
     )

@@ -25,7 +25,7 @@ class PreparedModel:
     score_threshold: float = 0.5
     max_detections: int = 100
     nms_iou: float | None = None            # IoU threshold of NMS inside the graph (parity: borderline flips)
-    batch_axis: bool = False                # export with a free first axis: several images per run
+    batch_axis: bool = False                # export with a free first axis (--batch-axis; the family must allow it)
     notes: dict[str, Any] = field(default_factory=dict)   # provenance extras (e.g. random-init tweaks)
 
 

@@ -240,7 +240,7 @@ class Detector(BaseDetector):
         return ort_session.run(self.session, self.manifest, model_input)
 
     def run_models(self, model_inputs: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        """One ``session.run`` over the stacked inputs when the graph has a batch axis (DETR-family exports),
+        """One ``session.run`` over the stacked inputs when the graph has a batch axis (``export --batch-axis``),
         else one run each."""
         if len(model_inputs) < 2 or not self.takes_batches:
             return super().run_models(model_inputs)

@@ -104,7 +104,8 @@ def create_session(model_path: str | os.PathLike, *, threads: int | None = None,
 
 def takes_batches(session: ort.InferenceSession) -> bool:
     """Whether one run takes several images: the input's first axis is a named free dimension and every output
-    leads with the same one (DETR-family exports; graphs with NMS inside output one image's detections)."""
+    leads with the same one (`export --batch-axis` of a DETR family; graphs with NMS inside output one image's
+    detections)."""
     batch = session.get_inputs()[0].shape[0]
     return isinstance(batch, str) and all(out.shape and out.shape[0] == batch for out in session.get_outputs())
 

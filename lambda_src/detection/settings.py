@@ -12,7 +12,7 @@ Variables:
     MAX_IMAGE_PIXELS  largest accepted image in pixels (default 50 MP), checked before decoding
     JPEG_DRAFT        1 (default) lets the JPEG decoder reduce big photos to the size the model needs
     ORT_THREADS       ONNX Runtime intra-op threads (default: the vCPUs Lambda gives this memory size)
-    INFERENCE_BATCH   S3 jobs: images per model run where the graph takes a batch (DETR-family exports), 1..32,
+    INFERENCE_BATCH   S3 jobs: images per model run where the graph takes a batch (export --batch-axis), 1..32,
                       or auto (default): 4 with two or more full vCPUs, else 1 (``images_per_run``)
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE  set by Lambda: the function's memory, which fixes its CPU share
     ENDPOINT_NAME     set by Backend=gpu|inferentia: forward to that SageMaker endpoint (detection.remote)

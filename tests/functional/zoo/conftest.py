@@ -47,9 +47,11 @@ def four_images(tmp_path_factory) -> Path:
 
 
 def export_random(arch: str, out: Path, images: list[ParityImage], *, input_size: int = SMALL_INPUT) -> Bundle:
-    """Random init, offline, through the parity gate; checks the manifest declares the family's contract."""
+    """Random init, offline, through the parity gate (with a batch axis where the family allows one: the gate
+    then also runs its images as one batch); checks the manifest declares the family's contract."""
     family = zoo.family_of(arch)
-    bundle = export_bundle(arch, "none", out, input_size=input_size, parity_images=images)
+    bundle = export_bundle(arch, "none", out, input_size=input_size, parity_images=images,
+                           batch_axis=family.batch_axis)
     manifest = read_bundle(out).manifest.to_dict()
     parity = manifest["parity"]
     assert parity["passed"] is True and all(r["matched"] >= 5 for r in parity["images"]), parity["images"]

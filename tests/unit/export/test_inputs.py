@@ -170,3 +170,11 @@ def test_bad_arguments_fail_before_any_work(tmp_path, kwargs, message):
     with pytest.raises(ExportError, match=message):
         export_bundle("dfine-n", out_dir=tmp_path, parity_images=[], **kwargs)
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_batch_axis_on_a_graph_with_nms_inside_is_refused_before_export(tmp_path):
+    from export.api import export_bundle
+
+    with pytest.raises(ExportError, match="--batch-axis: a retinanet_tiny_fpn graph outputs one image's detections"):
+        export_bundle("retinanet_tiny_fpn", "none", tmp_path, parity_images=[], batch_axis=True)
+    assert not (tmp_path / "model.onnx").exists()
