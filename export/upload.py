@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from detection.bundle import Bundle
+from detection.bundle import Bundle, optimized_names
 from detection.fetch import LATEST_POINTER_FILE
 from detection.manifest import MANIFEST_FILE
 from detection.store import split_s3_uri
@@ -117,9 +117,9 @@ def upload_bundle(bundle: Bundle, uri: str, *, s3_client=None, progress: Callabl
 
         s3_client = boto3.client("s3")
     files = [(manifest.model_file, "application/octet-stream"), (manifest.class_map_file, "application/json")]
-    stem = manifest.model_file.removesuffix(".onnx")
-    for optional, content_type in ((stem + ".optimized.onnx", "application/octet-stream"),
-                                   (stem + ".optimized.json", "application/json")):
+    optimized, weights, sidecar = optimized_names(manifest.model_file)
+    for optional, content_type in ((optimized, "application/octet-stream"), (weights, "application/octet-stream"),
+                                   (sidecar, "application/json")):  # sidecar last: it vouches for the other two
         if (bundle.root / optional).is_file():  # written by --optimize-for-serving
             files.append((optional, content_type))
     files.append((MANIFEST_FILE, "application/json"))  # manifest last: a version without it is never served

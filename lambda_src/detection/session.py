@@ -54,7 +54,8 @@ def session_options(*, threads: int | None = None) -> ort.SessionOptions:
 
 
 def optimize_for_serving(bundle_or_model: str | os.PathLike) -> Path:
-    """Write ``model.optimized.onnx`` (+ sidecar) next to the bundle's ``model.onnx``; returns its path.
+    """Write ``model.optimized.onnx`` (+ its weights file and sidecar) next to the bundle's ``model.onnx``;
+    returns its path.
 
     Run it where the Lambda's onnxruntime version and CPU architecture are (the sidecar records both and
     ``create_session`` ignores a file made elsewhere). Only ``extended`` fusions are saved: the ``all`` level
@@ -64,12 +65,16 @@ def optimize_for_serving(bundle_or_model: str | os.PathLike) -> Path:
     model_path = path / "model.onnx" if path.is_dir() else path
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path} does not exist: pass a bundle directory or a model.onnx path")
-    optimized, sidecar = optimized_paths(model_path)
+    optimized, weights, sidecar = optimized_paths(model_path)
     options = session_options(threads=1)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.optimized_model_filepath = str(optimized)
+    options.add_session_config_entry("session.optimized_model_external_initializers_file_name", weights.name)
+    options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     sidecar.unlink(missing_ok=True)  # never leave a sidecar vouching for a half-written file
+    weights.unlink(missing_ok=True)
     ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+    weights.touch()  # a model with no initializer over the threshold gets none written: say so with an empty file
     stamp = optimized_stamp(sha256_file(model_path), onnxruntime_version=ort.__version__)
     sidecar.write_text(json.dumps(stamp, indent=1))
     return optimized
@@ -77,8 +82,8 @@ def optimize_for_serving(bundle_or_model: str | os.PathLike) -> Path:
 
 def pre_optimized(model_path: str | os.PathLike, *, sha256: str | None = None) -> Path | None:
     """The usable ``model.optimized.onnx`` for ``model_path``, or None (missing, stale or foreign)."""
-    optimized, sidecar = optimized_paths(model_path)
-    if not (optimized.is_file() and sidecar.is_file()):
+    optimized, weights, sidecar = optimized_paths(model_path)
+    if not (optimized.is_file() and weights.is_file() and sidecar.is_file()):
         return None
     try:
         text = sidecar.read_text()
