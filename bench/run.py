@@ -224,7 +224,7 @@ def batched_inference(package_dir: Path, model_dir: Path, images: dict[str, Path
     for threads in (1, 2):
         result = run_worker(mode="batched", package_dir=package_dir, model_dir=model_dir, images=images,
                             env={"ORT_THREADS": str(threads)}, batch_image="1080p", batch_sizes=list(BATCH_SIZES),
-                            images_per_round=max(BATCH_SIZES), warmup=1, runs=max(3, config.runs // 4))
+                            images_per_round=max(BATCH_SIZES), warmup=1, runs=max(5, config.runs // 2))
         if not result["takes_batches"]:
             return {"takes_batches": False}
         samples = result["samples"]

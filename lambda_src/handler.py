@@ -119,9 +119,11 @@ class Service:
                                            classes=options.classes, max_detections=options.max_detections)
 
     def images_per_run(self) -> int:
+        """INFERENCE_BATCH for this function's model and vCPUs: 1 unless the model takes batches."""
         detector = self.detector()
-        threads = detector.session.get_session_options().intra_op_num_threads if isinstance(detector, Detector) else 1
-        return self.settings.images_per_run(threads=threads)
+        if not detector.takes_batches:
+            return 1
+        return self.settings.images_per_run(threads=detector.session.get_session_options().intra_op_num_threads)
 
     def handle_job(self, event: dict, kind: str, request_id: str | None) -> dict:
         """Upload notifications and batches: failures raise (Lambda retries them; the Map counts them)."""
@@ -134,7 +136,7 @@ class Service:
         try:
             summary = s3jobs.run_job(event, layout=self.settings.s3_layout, s3=store.client(),
                                      detect=self.detect_images, max_bytes=self.settings.max_image_bytes, log=log,
-                                     images_per_call=self.images_per_run())
+                                     images_per_call=self.images_per_run() if self.settings.s3_layout else 1)
         except Exception as exc:
             record.update(level="ERROR", error_code=type(exc).__name__, error_message=str(exc)[:1000],
                           duration_ms=round((time.perf_counter() - start) * 1000, 2))

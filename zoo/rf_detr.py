@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -52,7 +54,8 @@ class RfDetrFamily(DetrFamily):
         """The DETR graph with the ViT's position embedding computed once for ``input_size``.
 
         While tracing, transformers always resizes the embedding grid with an antialiased bicubic interpolation,
-        which ONNX opset 17 cannot express; at a fixed input size it is a constant.
+        which ONNX opset 17 cannot express; at a fixed input size it is a constant. The model is for export at
+        this size from then on (``partial`` keeps it picklable).
         """
         height, width = input_size
         for module in model.modules():
@@ -61,7 +64,7 @@ class RfDetrFamily(DetrFamily):
                 with torch.no_grad():
                     fixed = module.interpolate_pos_encoding(
                         torch.zeros(1, tokens, module.position_embeddings.shape[-1]), height, width)
-                module.interpolate_pos_encoding = lambda embeddings, h, w, fixed=fixed: fixed
+                module.interpolate_pos_encoding = partial(_fixed_position_embedding, fixed)
         return DetrGraph(model).eval()
 
     def check_input_size(self, model: nn.Module, *, height: int, width: int) -> None:
@@ -73,6 +76,10 @@ class RfDetrFamily(DetrFamily):
             raise ModelError(f"input size {height}x{width} does not fit {self.name}: sides must be multiples of "
                              f"{step} (patch {backbone.patch_size} x {backbone.num_windows} windows) giving at "
                              f"least {model.config.num_queries} patches; it has {positions}")
+
+
+def _fixed_position_embedding(fixed: torch.Tensor, embeddings, height: int, width: int) -> torch.Tensor:
+    return fixed
 
 
 FAMILY = RfDetrFamily(

@@ -178,12 +178,16 @@ class BaseDetector:
         max_detections: int | None = None,
     ) -> list[dict | DetectionError]:
         """One response body (as ``detect_bytes``, without annotation) or the ``DetectionError`` of its image,
-        per image, in order; up to ``batch_size`` decoded images share one model run."""
+        per image, in order. Where the model takes batches (``takes_batches``), up to ``batch_size`` decoded images
+        share one model run; if a shared run fails, its images are retried one by one, so each gets its own
+        answer."""
         self.check_classes(classes)
+        step = max(1, batch_size) if self.takes_batches else 1
+        options = dict(threshold=threshold, classes=classes, max_detections=max_detections)
         results: list[dict | DetectionError] = []
-        for first in range(0, len(images), max(1, batch_size)):
+        for first in range(0, len(images), step):
             decoded, decode_ms, slots = [], [], []
-            for data in images[first:first + max(1, batch_size)]:
+            for data in images[first:first + step]:
                 start = time.perf_counter()
                 try:
                     decoded.append(self.decode(data))
@@ -194,19 +198,30 @@ class BaseDetector:
                 slots.append(len(results))
                 results.append({})
             try:
-                found = self.detect_arrays([d.array for d in decoded],
-                                           original_sizes=[(d.original_width, d.original_height) for d in decoded],
-                                           threshold=threshold, classes=classes, max_detections=max_detections)
-            except DetectionError as error:  # the shared run failed: it is every image's error
-                for slot in slots:
+                found = self.detect_arrays([d.array for d in decoded], **options,
+                                           original_sizes=[(d.original_width, d.original_height) for d in decoded])
+            except DetectionError as error:
+                if len(decoded) == 1:
+                    results[slots[0]] = error
+                    continue
+                found = None
+            for index, (slot, image, decode_time) in enumerate(zip(slots, decoded, decode_ms)):
+                try:
+                    detections, timings = (found[index] if found is not None else self.detect_arrays(
+                        [image.array], original_sizes=[(image.original_width, image.original_height)], **options)[0])
+                except DetectionError as error:
                     results[slot] = error
-                continue
-            for slot, image, decode_time, (detections, timings) in zip(slots, decoded, decode_ms, found):
+                    continue
                 body = self._body(image, detections)
-                total = decode_time + sum(timings.values())
-                body["timings_ms"] = {"decode": decode_time, **timings, "total": round(total, 2)}
+                body["timings_ms"] = {"decode": decode_time, **timings,
+                                      "total": round(decode_time + sum(timings.values()), 2)}
                 results[slot] = body
         return results
+
+    @property
+    def takes_batches(self) -> bool:
+        """Whether one model run may take several images (``Detector``: an export made with ``--batch-axis``)."""
+        return False
 
     def _body(self, decoded: DecodedImage, detections: list[Detection]) -> dict:
         return {
@@ -249,4 +264,6 @@ class Detector(BaseDetector):
 
     @property
     def takes_batches(self) -> bool:
-        return ort_session.takes_batches(self.session)
+        """The graph has a batch axis and its export checked it (``provenance.batch_axis``, the parity gate's
+        batch check): a bring-your-own graph with a named first axis is still run one image at a time."""
+        return bool(self.manifest.provenance.get("batch_axis")) and ort_session.takes_batches(self.session)

@@ -45,7 +45,7 @@ from . import store
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 RESULT_SUFFIX = ".json"
 IO_THREADS = 4  # S3 reads ahead / writes behind per invocation
-PREFETCH_IMAGES = 4  # images read ahead of the one being detected (bounds memory: 4 x MAX_IMAGE_BYTES)
+PREFETCH_IMAGES = 4  # images read ahead (at least; a batch more): memory max(4, batch) x MAX_IMAGE_BYTES
 MESSAGE_CHARS = 200  # failure messages are cut so a 100-image summary stays far below Step Functions' 256 KB
 
 # images bytes -> one response body or one DetectionError per image (one call, so a batched model can run
@@ -189,7 +189,7 @@ def process_objects(bucket: str, keys: Sequence[str], *, layout: Layout, options
             if key is not None:
                 reads.append((key, pool.submit(store.read, bucket, key, max_bytes=max_bytes, s3=s3)))
 
-        for _ in range(PREFETCH_IMAGES):
+        for _ in range(max(PREFETCH_IMAGES, images_per_call)):  # a whole batch can be on its way
             read_ahead()
         writes = []
         while reads:

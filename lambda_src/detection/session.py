@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as _ort_errors
 
 from .bundle import optimized_paths, optimized_stamp, sha256_file, stamp_suits
 from .manifest import Manifest
+
+
+_UNREADABLE_MODEL = (_ort_errors.Fail, _ort_errors.InvalidProtobuf, _ort_errors.NoSuchFile, _ort_errors.InvalidGraph)
 
 
 def available_cpus() -> int:
@@ -101,10 +106,15 @@ def create_session(model_path: str | os.PathLike, *, threads: int | None = None,
     ``model_path``'s digest when the caller already knows it (the manifest does), saving a re-hash.
     """
     providers = providers or ["CPUExecutionProvider"]
-    path = Path(model_path)
-    if providers == ["CPUExecutionProvider"]:
-        path = pre_optimized(model_path, sha256=sha256) or path
-    return ort.InferenceSession(str(path), sess_options=session_options(threads=threads), providers=providers)
+    optimized = pre_optimized(model_path, sha256=sha256) if providers == ["CPUExecutionProvider"] else None
+    if optimized is not None:
+        try:
+            return ort.InferenceSession(str(optimized), sess_options=session_options(threads=threads),
+                                        providers=providers)
+        except _UNREADABLE_MODEL as exc:  # e.g. its weights file damaged in /tmp: the plain model still serves
+            warnings.warn(f"{optimized.name} could not be opened ({type(exc).__name__}: {str(exc)[:200]}); "
+                          f"opening {Path(model_path).name}", RuntimeWarning, stacklevel=2)
+    return ort.InferenceSession(str(model_path), sess_options=session_options(threads=threads), providers=providers)
 
 
 def takes_batches(session: ort.InferenceSession) -> bool:

@@ -109,6 +109,7 @@ def build_known_answer_bundle(
     imagenet: bool = True,
     antialias: bool = False,
     batch: str = "none",
+    declare_batch: bool | None = None,
 ) -> Bundle:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +133,9 @@ def build_known_answer_bundle(
         "output": output,
         "labels": labels,
         "score_threshold": 0.5,
-        "provenance": {"architecture": "known-answer", "weights": "none"},
+        # as export records it; declare_batch=False is a bring-your-own graph with a batch axis nobody checked
+        "provenance": {"architecture": "known-answer", "weights": "none",
+                       "batch_axis": batch != "none" if declare_batch is None else declare_batch},
     }
     class_map = CLASS_MAP if output_format == "boxes_scores_labels" else {0: "background", 1: "square", 2: "circle"}
     return write_bundle(out, manifest=manifest, class_map=class_map, model_path=model_path)

@@ -162,26 +162,43 @@ def test_output_under_input_is_an_invalid_environment(known_answer_bundle):
         load_handler(known_answer_bundle.root, INPUT_PREFIX="photos/", OUTPUT_PREFIX="photos/out/")
 
 
-def test_inference_batch_gives_the_results_of_one_by_one(tmp_path, s3):
-    """INFERENCE_BATCH=3 on a graph with a batch axis: the broken image stays its own failure, the others are
-    detected as one by one (the known-answer graph's answer only depends on its own image)."""
-    bundle = build_known_answer_bundle(tmp_path / "bundle", output_format="detr", batch="axis", resize="stretch")
-    keys = ["photos/square.jpg", "photos/broken.jpg", "photos/a.png", "photos/b.png", "photos/more squares/square 2.jpg"]
+def _five_objects(s3) -> dict:
     s3.put_object(Bucket=BUCKET, Key="photos/a.png", Body=square_image(width=90, height=60, box=(5, 5, 40, 30), fmt="PNG"))
     s3.put_object(Bucket=BUCKET, Key="photos/b.png", Body=square_image(width=60, height=90, box=(20, 30, 50, 80), fmt="PNG"))
-    event = {"Items": [{"Key": key} for key in keys], "BatchInput": {"Bucket": BUCKET}}
+    keys = ["photos/square.jpg", "photos/broken.jpg", "photos/a.png", "photos/b.png", "photos/more squares/square 2.jpg"]
+    return {"Items": [{"Key": key} for key in keys], "BatchInput": {"Bucket": BUCKET}}
+
+
+def _results(s3, event) -> dict:
+    return {item["Key"]: without_timings(result(s3, "detections/" + item["Key"].split("/", 1)[1] + ".json"))
+            for item in event["Items"]}
+
+
+@pytest.mark.parametrize("graph", ["axis", "mixing"])
+def test_inference_batch_reaches_the_model(tmp_path, s3, graph):
+    """INFERENCE_BATCH=3 on a graph with a batch axis: the broken image stays its own failure and the others are
+    detected. The known-answer graph answers as one by one; the mixing one (images of a run see each other) shows
+    that the handler really put several images in one run."""
+    bundle = build_known_answer_bundle(tmp_path / "bundle", output_format="detr", batch=graph, resize="stretch")
+    event = _five_objects(s3)
     written = {}
     for batch in ("1", "3"):
         summary = load_handler(bundle.root, INFERENCE_BATCH=batch, **LAYOUT_ENV).handle(event, Context())
         assert (summary["items"], summary["succeeded"], summary["failed"]) == (5, 4, 1), summary
-        written[batch] = {key: without_timings(result(s3, "detections/" + key.split("/", 1)[1] + ".json"))
-                          for key in keys}
-    assert written["3"] == written["1"]
-    assert len({json.dumps(body["detections"]) for key, body in written["3"].items() if "broken" not in key}) == 3
+        written[batch] = _results(s3, event)
+    assert written["3"]["photos/broken.jpg"] == written["1"]["photos/broken.jpg"]
+    if graph == "axis":
+        assert written["3"] == written["1"]
+        assert len({json.dumps(b["detections"]) for k, b in written["3"].items() if "broken" not in k}) == 3
+    else:
+        assert written["3"] != written["1"]
 
 
-@pytest.mark.parametrize("memory, threads, expected", [("3538", "2", 4), ("2048", "2", 1), ("10240", "1", 1)])
-def test_auto_inference_batch_follows_the_functions_vcpus(known_answer_bundle, memory, threads, expected):
-    service = load_handler(known_answer_bundle.root, AWS_LAMBDA_FUNCTION_MEMORY_SIZE=memory, ORT_THREADS=threads,
-                           **LAYOUT_ENV)
+@pytest.mark.parametrize("batch, memory, threads, expected", [
+    ("axis", "3538", "2", 4), ("axis", "2048", "2", 1), ("axis", "10240", "1", 1),
+    ("none", "3538", "2", 1),  # no batch axis: one by one whatever the vCPUs
+])
+def test_auto_inference_batch_follows_the_model_and_the_functions_vcpus(tmp_path, batch, memory, threads, expected):
+    bundle = build_known_answer_bundle(tmp_path / "bundle", output_format="detr", batch=batch, resize="stretch")
+    service = load_handler(bundle.root, AWS_LAMBDA_FUNCTION_MEMORY_SIZE=memory, ORT_THREADS=threads, **LAYOUT_ENV)
     assert service.images_per_run() == expected

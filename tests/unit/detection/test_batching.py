@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from detection.errors import DetectionError
+from detection.errors import DetectionError, InternalError
 from detection.pipeline import Detector
 from detection.session import takes_batches
 from tests.support.known_answer import build_known_answer_bundle, square_image
@@ -53,7 +53,35 @@ def test_a_bad_image_is_its_own_error_and_the_rest_are_detected(tmp_path):
     data.insert(2, b"\xff\xd8\xff\xe0 not really a jpeg")
     results = model.detect_many(data, batch_size=4)
     assert [type(r).__name__ for r in results] == ["dict", "dict", "UnsupportedMediaType", "dict", "dict"]
-    assert boxes(results)[3] == [d["box"] for d in model.detect_bytes(data[3])["detections"]]
+    assert [b for i, b in enumerate(boxes(results)) if i != 2] == [
+        [d["box"] for d in model.detect_bytes(image)["detections"]] for i, image in enumerate(data) if i != 2]
+
+
+def test_a_failed_shared_run_is_retried_one_by_one(tmp_path):
+    """Fault injection: the batched run fails (as a runtime error on a big batch would); each image is then run
+    alone and gets its own answer."""
+
+    class FailingBatches(Detector):
+        def run_models(self, model_inputs):
+            if len(model_inputs) > 1:
+                raise InternalError("the batched run failed")
+            return super().run_models(model_inputs)
+
+    bundle = build_known_answer_bundle(tmp_path / "bundle", output_format="detr", batch="axis", resize="stretch")
+    model = FailingBatches(bundle, threads=1)
+    data = images(3)
+    assert boxes(model.detect_many(data, batch_size=3)) == boxes(Detector(bundle, threads=1).detect_many(data))
+
+
+def test_an_unchecked_batch_axis_is_run_one_by_one(tmp_path):
+    """A bring-your-own graph with a named first axis but no export batch check: never batched (the mixing graph
+    would show it)."""
+    bundle = build_known_answer_bundle(tmp_path / "bundle", output_format="detr", batch="mixing", resize="stretch",
+                                       declare_batch=False)
+    model = Detector(bundle, threads=1)
+    assert takes_batches(model.session) is True and model.takes_batches is False
+    data = images(3)
+    assert boxes(model.detect_many(data, batch_size=3)) == boxes(model.detect_many(data, batch_size=1))
 
 
 def test_images_really_share_a_run(tmp_path):

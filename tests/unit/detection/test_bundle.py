@@ -209,6 +209,14 @@ def test_fetch_bundle_brings_a_matching_pre_optimized_model(moto_endpoint, known
     foreign = fetch_bundle("s3://optimized/m/", cache_dir=tmp_path / "cache2")
     assert not (foreign.root / "model.optimized.onnx").exists()
 
+    # the sidecar and graph without their weights file: neither optimized file is kept, model.onnx serves
+    s3.put_object(Bucket="optimized", Key="m/model.optimized.json", Body=json.dumps(sidecar))
+    s3.delete_object(Bucket="optimized", Key="m/model.optimized.weights")
+    partial = fetch_bundle("s3://optimized/m/", cache_dir=tmp_path / "cache3")
+    assert not (partial.root / "model.optimized.onnx").exists()
+    assert not (partial.root / "model.optimized.weights").exists()
+    assert pre_optimized(partial.model_path, sha256=partial.manifest.model_sha256) is None
+
 
 def test_cache_is_keyed_by_every_bundle_file(moto_endpoint, known_answer_bundle, tmp_path):
     """A changed class map (same model) is fetched again, not served from the cache."""

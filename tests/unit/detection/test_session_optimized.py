@@ -86,3 +86,14 @@ def test_weights_go_to_their_own_file_and_the_outputs_stay_the_same(tmp_path):
     assert fast._model_path == str(optimized)
     plain = create_session(path, threads=1, sha256="0" * 64)
     np.testing.assert_allclose(fast.run(None, x)[0], plain.run(None, x)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_damaged_weights_file_falls_back_to_model_onnx_with_a_warning(tmp_path):
+    test_weights_go_to_their_own_file_and_the_outputs_stay_the_same(tmp_path)  # writes the optimized files
+    path = tmp_path / "model.onnx"
+    _, weights, _ = optimized_paths(path)
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated in /tmp after it was fetched
+    assert pre_optimized(path) is not None  # the files are all there: only opening them tells
+    with pytest.warns(RuntimeWarning, match="model.optimized.onnx could not be opened"):
+        session = create_session(path, threads=1)
+    assert session._model_path == str(path)

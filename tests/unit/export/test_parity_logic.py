@@ -126,6 +126,6 @@ def test_batch_check_compares_one_run_with_one_by_one(tmp_path, batch, passed):
     if passed is None:
         assert report is None  # a graph without a batch axis is served one by one: nothing to check
     else:
-        assert report["images"] == 2 and report["passed"] is passed
+        assert report["images"] == 3 and report["passed"] is passed  # two images and the first again
         assert bool(report["problems"]) is not passed
     assert batch_check(detector, singles[:1], tolerances=Tolerances(), nms_iou=None) is None
