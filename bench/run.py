@@ -33,7 +33,7 @@ from localaws.runtime_env import ensure_runtime_dir
 
 from . import prices
 from .images import bench_images
-from .models import DEFAULT_CACHE, BenchError, ModelSpec, batchable, eager_model, ensure_bundle
+from .models import DEFAULT_CACHE, BenchError, ModelSpec, batchable, eager_model, ensure_bundle, has_batch_axis
 from .stats import paired_ratio, summary
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
@@ -373,8 +373,9 @@ def bench_model(spec: ModelSpec, *, package_dir: Path, images: dict[str, Path], 
     colds = cold_starts(package_dir, variants, images, config)
     log(f"[{spec.key}] cold starts fetching the bundle from a local S3 (sequential vs overlapped) ...")
     entry["cold_start_fetch"] = cold_starts_with_fetch(package_dir, model_dir, images, config)
-    log(f"[{spec.key}] batched inference for S3 jobs (1 vs {'/'.join(map(str, BATCH_SIZES))} images per run) ...")
-    entry["batched"] = batched_inference(package_dir, batch_dir, images, config)
+    if batchable(spec) or has_batch_axis(batch_dir):  # a RetinaNet, or a --bundle without one: nothing to batch
+        log(f"[{spec.key}] batched inference for S3 jobs (1 vs {'/'.join(map(str, BATCH_SIZES))} images per run) ...")
+        entry["batched"] = batched_inference(package_dir, batch_dir, images, config)
     entry["cold_start"] = colds["optimized"]
     entry["cold_start_plain"] = colds["plain"]
     entry["cold_start_no_bytecode"] = colds["no_bytecode"]
