@@ -103,16 +103,8 @@ class BaseDetector:
     ) -> tuple[list[Detection], dict[str, float]]:
         """RGB uint8 (H, W, 3) -> detections in ``original_size`` pixels, and the step timings in ms
         (``preprocess``, ``inference``, ``postprocess``)."""
-        self.check_classes(classes)
-        t0 = time.perf_counter()
-        model_input, geometry = self.prepare(array, original_size=original_size)
-        t1 = time.perf_counter()
-        outputs = self.run_model(model_input)
-        t2 = time.perf_counter()
-        detections = self.read_outputs(outputs, geometry=geometry, score_threshold=threshold, classes=classes,
-                                       max_detections=max_detections)
-        t3 = time.perf_counter()
-        return detections, {"preprocess": _ms(t0, t1), "inference": _ms(t1, t2), "postprocess": _ms(t2, t3)}
+        return self.detect_arrays([array], original_sizes=[original_size], threshold=threshold, classes=classes,
+                                  max_detections=max_detections)[0]
 
     def detect_arrays(
         self,
@@ -123,7 +115,7 @@ class BaseDetector:
         classes: Collection[str] | None = None,
         max_detections: int | None = None,
     ) -> list[tuple[list[Detection], dict[str, float]]]:
-        """``detect_array`` for several images with one model run where the model takes a batch (the S3 jobs'
+        """``detect_array`` for several images, with one model run where the model takes a batch (the S3 jobs'
         path); each image's ``inference`` timing is its share of the run."""
         self.check_classes(classes)
         original_sizes = original_sizes or [None] * len(arrays)
@@ -186,37 +178,38 @@ class BaseDetector:
         options = dict(threshold=threshold, classes=classes, max_detections=max_detections)
         results: list[dict | DetectionError] = []
         for first in range(0, len(images), step):
-            decoded, decode_ms, slots = [], [], []
+            decoded = []  # (index in results, image, decode ms)
             for data in images[first:first + step]:
                 start = time.perf_counter()
                 try:
-                    decoded.append(self.decode(data))
+                    image = self.decode(data)
                 except DetectionError as error:
                     results.append(error)
                     continue
-                decode_ms.append(_ms(start, time.perf_counter()))
-                slots.append(len(results))
-                results.append({})
-            try:
-                found = self.detect_arrays([d.array for d in decoded], **options,
-                                           original_sizes=[(d.original_width, d.original_height) for d in decoded])
-            except DetectionError as error:
-                if len(decoded) == 1:
-                    results[slots[0]] = error
+                decoded.append((len(results), image, _ms(start, time.perf_counter())))
+                results.append({})  # filled below
+            for (slot, image, decode_ms), found in zip(decoded, self._detect_decoded([d[1] for d in decoded],
+                                                                                     options)):
+                if isinstance(found, DetectionError):
+                    results[slot] = found
                     continue
-                found = None
-            for index, (slot, image, decode_time) in enumerate(zip(slots, decoded, decode_ms)):
-                try:
-                    detections, timings = (found[index] if found is not None else self.detect_arrays(
-                        [image.array], original_sizes=[(image.original_width, image.original_height)], **options)[0])
-                except DetectionError as error:
-                    results[slot] = error
-                    continue
+                detections, timings = found
                 body = self._body(image, detections)
-                body["timings_ms"] = {"decode": decode_time, **timings,
-                                      "total": round(decode_time + sum(timings.values()), 2)}
+                body["timings_ms"] = {"decode": decode_ms, **timings,
+                                      "total": round(decode_ms + sum(timings.values()), 2)}
                 results[slot] = body
         return results
+
+    def _detect_decoded(self, images: list[DecodedImage], options: dict) -> list:
+        """``detect_arrays`` on decoded images; a failed shared run is retried image by image, so one bad run
+        costs only its own image."""
+        try:
+            return self.detect_arrays([image.array for image in images], **options,
+                                      original_sizes=[(i.original_width, i.original_height) for i in images])
+        except DetectionError as error:
+            if len(images) == 1:
+                return [error]
+            return [self._detect_decoded([image], options)[0] for image in images]
 
     @property
     def takes_batches(self) -> bool:
