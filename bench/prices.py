@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 
+from detection.settings import MB_PER_VCPU  # Lambda's CPU per memory: one home, where the function reads it
+
 PRICES_AS_OF = "2026-11-21"
 PRICES_SOURCE = "https://aws.amazon.com/lambda/pricing/ (us-east-1, on-demand, first tier)"
 GB_SECOND_USD = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
 REQUEST_USD = 0.20 / 1_000_000
 BILLING_GRANULARITY_MS = 1
-MB_PER_VCPU = 1769
 MEMORY_SIZES_MB = (1024, 1769, 2048, 3008, 3538, 10240)
 
 

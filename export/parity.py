@@ -256,8 +256,8 @@ def run_parity_gate(prepared, bundle: Bundle, images: Sequence[ParityImage], *,
     if report["passed"] and batch is not None and not batch["passed"]:
         report["passed"] = False
         raise ParityError(f"the graph's batch axis changes its detections: a batch of {batch['images']} images "
-                          f"differs from one by one ({batch['problems'][0]}); export the family without "
-                          "batch_axis", report=report)
+                          f"differs from one by one ({batch['problems'][0]}); export it without --batch-axis",
+                          report=report)
     if not report["passed"]:
         failed = [r for r in results if not r["passed"]]
         worst = failed[0]
