@@ -63,8 +63,8 @@ def test_optimize_for_serving_names_a_missing_model(tmp_path):
         optimize_for_serving(tmp_path)
 
 
-def test_weights_go_to_their_own_file_and_the_outputs_stay_the_same(tmp_path):
-    """A conv with 51 KiB of weights: the optimized graph keeps only its structure, the weights file the rest."""
+def conv_model(tmp_path):
+    """A conv with 51 KiB of weights (the known-answer graphs have none over the external-data threshold)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -78,6 +78,12 @@ def test_weights_go_to_their_own_file_and_the_outputs_stay_the_same(tmp_path):
     model.ir_version = 8
     path = tmp_path / "model.onnx"
     onnx.save(model, path)
+    return path
+
+
+def test_weights_go_to_their_own_file_and_the_outputs_stay_the_same(tmp_path):
+    """The optimized graph keeps only its structure, the weights file the rest."""
+    path = conv_model(tmp_path)
     optimized = optimize_for_serving(path)
     _, weights, _ = optimized_paths(path)
     assert weights.stat().st_size >= 480 * 3 * 3 * 3 * 4 and optimized.stat().st_size < 4096
@@ -89,8 +95,8 @@ def test_weights_go_to_their_own_file_and_the_outputs_stay_the_same(tmp_path):
 
 
 def test_a_damaged_weights_file_falls_back_to_model_onnx_with_a_warning(tmp_path):
-    test_weights_go_to_their_own_file_and_the_outputs_stay_the_same(tmp_path)  # writes the optimized files
-    path = tmp_path / "model.onnx"
+    path = conv_model(tmp_path)
+    optimize_for_serving(path)
     _, weights, _ = optimized_paths(path)
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated in /tmp after it was fetched
     assert pre_optimized(path) is not None  # the files are all there: only opening them tells
