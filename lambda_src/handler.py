@@ -36,6 +36,13 @@ from detection.telemetry import request_record  # noqa: E402
 from snapshot_restore_py import register_after_restore, register_before_snapshot  # noqa: E402 (Lambda's runtime)
 
 
+# An unexpected error's record keeps its innermost frames and stays, message included, inside the 4 KB of log that
+# Invoke's LogType=Tail returns (Python 3.13 tracebacks add caret lines: frames alone do not bound the size).
+TRACE_FRAMES = 8
+TRACE_CHARS = 2000
+ERROR_MESSAGE_CHARS = 1000
+
+
 def _log(record: dict) -> None:
     sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
     sys.stdout.flush()
@@ -170,7 +177,8 @@ class Service:
         except Exception as exc:  # our fault: log the trace with the request id, tell the caller only that much
             error = InternalError.for_request(request_id)
             status, body = error.status, error.to_dict()
-            fields.update(error_code=type(exc).__name__, error_message=str(exc), trace=traceback.format_exc(limit=8))
+            fields.update(error_code=type(exc).__name__, error_message=str(exc)[:ERROR_MESSAGE_CHARS],
+                          trace=traceback.format_exc(limit=-TRACE_FRAMES)[-TRACE_CHARS:])
         model = self._detector.model_info if self._detector is not None else None
         _log(request_record(request_id=request_id, function_name=getattr(context, "function_name", None),
                             cold_start=cold_start, model=model, status=status, duration_ms=round((time.perf_counter() - start) * 1000, 2), **fields))
